@@ -1,0 +1,29 @@
+// Bridge between safetensors files and torch tensors.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "mixpeft/safetensors.h"
+
+namespace mixpeft::io {
+
+c10::ScalarType to_scalar_type(DType dtype);
+// Throws kUnsupported naming `context` for a scalar type safetensors lacks.
+DType from_scalar_type(c10::ScalarType type, const std::string& context);
+
+// Copies a stored tensor into a new contiguous CPU tensor of its stored dtype.
+at::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info);
+// Every tensor of a file (or a checkpoint folder), by name.
+std::map<std::string, at::Tensor> load_tensors(const std::string& path);
+
+// Writes tensors (any device, any layout; copied to contiguous CPU) atomically.
+void save_tensors(const std::string& path,
+                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                  const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace mixpeft::io

@@ -1,0 +1,3 @@
+// Precompiled header for the torch translation units (see CMakeLists.txt).
+#pragma once
+#include <torch/torch.h>
