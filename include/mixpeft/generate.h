@@ -1,0 +1,36 @@
+// Text generation with a KV cache: greedy, temperature, top-k and top-p
+// sampling, stop tokens.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mixpeft {
+
+class Model;
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 32;
+  double temperature = 0.0;  // 0 = greedy (argmax); > 0 samples from softmax(logits / temperature)
+  int64_t top_k = 0;         // keep the k most likely tokens when sampling; 0 = all
+  double top_p = 1.0;        // keep the smallest set whose probability reaches top_p; 1 = all
+  std::vector<int64_t> stop_token_ids;  // a generated stop token ends its sequence (and is kept)
+  int64_t pad_token_id = 0;  // fills the left padding of shorter prompts (masked out)
+  uint64_t seed = 0;         // sampling is reproducible given the seed
+  // Called for every generated token: (prompt index, token id).
+  std::function<void(size_t, int64_t)> on_token;
+};
+
+struct GenerateResult {
+  std::vector<std::vector<int64_t>> tokens;  // new tokens per prompt
+  std::vector<std::string> finish_reasons;   // "stop" or "length"
+};
+
+// Generates continuations of every prompt together (left-padded batch).
+// Throws kInvalidArgument for an empty prompt or a model that is not causal.
+GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& prompts,
+                        const GenerateOptions& options);
+
+}  // namespace mixpeft

@@ -1,0 +1,96 @@
+// Building blocks shared by the architectures, and the hooks PEFT methods use.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+namespace mixpeft::nn {
+
+// What a PEFT method plugs into a Linear. It sees the layer's input and the
+// frozen layer's output and returns the adapted output. The adapter's own
+// parameters are registered on the Linear module under the method's prefix
+// (e.g. "lora_A"), so their names follow the base model's.
+class LinearAdapter {
+ public:
+  virtual ~LinearAdapter() = default;
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& base_out) = 0;
+};
+
+// y = x W^T + b. Stores the weight as the checkpoint does: [out, in] for
+// torch.nn.Linear, [in, out] for GPT-2's Conv1D (conv1d = true), so names and
+// shapes round-trip. `adapter`, when set, changes the output.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias, bool conv1d = false);
+  at::Tensor forward(const at::Tensor& x);
+  // The frozen layer alone.
+  at::Tensor base_forward(const at::Tensor& x) const;
+  // The weight as [out, in] (a view for conv1d layers).
+  at::Tensor weight_out_in() const;
+
+  int64_t in_features, out_features;
+  bool conv1d;
+  at::Tensor weight, bias;  // bias undefined when absent
+  std::shared_ptr<LinearAdapter> adapter;
+};
+TORCH_MODULE(Linear);
+
+// A bottleneck adapter site: h -> adapted h (e.g. h + up(act(down(h)))).
+class SiteAdapter {
+ public:
+  virtual ~SiteAdapter() = default;
+  virtual at::Tensor forward(const at::Tensor& h) = 0;
+};
+
+// Where bottleneck adapters attach in a block: after the attention output
+// projection and after the feed-forward output, before the residual
+// LayerNorm in post-LN models (BERT, RoBERTa) and before the residual add in
+// pre-LN models (GPT-2, LLaMA, Qwen2).
+class AdapterSlots {
+ public:
+  std::shared_ptr<SiteAdapter> after_attention;
+  std::shared_ptr<SiteAdapter> after_ffn;
+  at::Tensor apply_after_attention(const at::Tensor& h) const {
+    return after_attention ? after_attention->forward(h) : h;
+  }
+  at::Tensor apply_after_ffn(const at::Tensor& h) const {
+    return after_ffn ? after_ffn->forward(h) : h;
+  }
+};
+
+// LLaMA's RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in float32.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// Activations by their HF config names: gelu (erf), gelu_new / gelu_pytorch_tanh
+// (tanh approximation), relu, silu / swish, tanh. Unknown → kUnsupported.
+at::Tensor activation(const std::string& name, const at::Tensor& x);
+void check_activation(const std::string& name, const std::string& where);
+
+// Additive attention bias [B or 1, 1, T, S] in `dtype`: 0 where a query may
+// attend to a key, the dtype's lowest value elsewhere. `key_mask` [B, S]
+// (1 = real) may be undefined; `causal` masks keys after the query, given
+// that the T queries are the last T of the S positions.
+at::Tensor attention_bias(const at::Tensor& key_mask, int64_t T, int64_t S, bool causal,
+                          c10::ScalarType dtype, c10::Device device);
+
+// softmax(q k^T * scale + bias) v with q [B, H, T, D], k/v [B, Hkv, S, D];
+// Hkv divides H (grouped-query attention). Softmax in float32.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& bias, double scale);
+
+// Position ids for T new tokens after `past` cached ones: from the mask's
+// running count of real tokens when a mask is given, else past..past+T-1.
+at::Tensor default_position_ids(const at::Tensor& attention_mask, int64_t past, int64_t T,
+                                int64_t batch, c10::Device device);
+
+}  // namespace mixpeft::nn

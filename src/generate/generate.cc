@@ -1,0 +1,100 @@
+#include "mixpeft/generate.h"
+
+#include <algorithm>
+
+#include <torch/torch.h>
+
+#include "mixpeft/error.h"
+#include "mixpeft/model.h"
+
+namespace mixpeft {
+namespace {
+
+// Next token per row from last-position logits [B, V].
+at::Tensor pick(const at::Tensor& logits_in, const GenerateOptions& o, at::Generator& gen) {
+  auto logits = logits_in.to(torch::kFloat);
+  if (o.temperature <= 0) return logits.argmax(-1);
+  logits = logits / o.temperature;
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  if (o.top_k > 0 && o.top_k < logits.size(-1)) {
+    auto kth = std::get<0>(logits.topk(o.top_k, -1)).select(-1, o.top_k - 1).unsqueeze(-1);
+    logits = logits.masked_fill(logits < kth, neg_inf);
+  }
+  if (o.top_p < 1.0) {
+    // As HF's TopPLogitsWarper: drop the least likely tokens whose cumulative
+    // probability stays within 1 - top_p, always keeping the most likely one.
+    auto [sorted, order] = logits.sort(-1, /*descending=*/false);
+    auto cumulative = sorted.softmax(-1).cumsum(-1);
+    auto remove = cumulative <= (1.0 - o.top_p);
+    remove.select(-1, remove.size(-1) - 1).fill_(false);
+    logits = logits.masked_fill(remove.scatter(-1, order, remove), neg_inf);
+  }
+  return torch::multinomial(logits.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+}
+
+}  // namespace
+
+GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& prompts,
+                        const GenerateOptions& o) {
+  MIXPEFT_CHECK(model.is_causal() && model.task() == Task::kCausalLM, ErrorKind::kInvalidArgument,
+                "generate: ", model.architecture(), " is not a causal language model");
+  MIXPEFT_CHECK(!prompts.empty(), ErrorKind::kInvalidArgument, "generate: no prompts");
+  MIXPEFT_CHECK(o.temperature >= 0 && o.top_p > 0 && o.top_p <= 1 && o.top_k >= 0 && o.max_new_tokens >= 0,
+                ErrorKind::kInvalidArgument,
+                "generate: need temperature >= 0, 0 < top_p <= 1, top_k >= 0, max_new_tokens >= 0");
+  size_t longest = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    MIXPEFT_CHECK(!prompts[i].empty(), ErrorKind::kInvalidArgument, "generate: prompt ", i, " is empty");
+    longest = std::max(longest, prompts[i].size());
+  }
+  const int64_t B = static_cast<int64_t>(prompts.size()), T = static_cast<int64_t>(longest);
+  auto device = model.parameters().front().device();
+  auto ids = torch::full({B, T}, o.pad_token_id, torch::kLong);
+  auto mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[b];
+    const int64_t off = T - static_cast<int64_t>(p.size());
+    for (size_t t = 0; t < p.size(); ++t) ids[b][off + static_cast<int64_t>(t)] = p[t];
+    mask[b].narrow(0, off, static_cast<int64_t>(p.size())).fill_(1);
+  }
+  ids = ids.to(device);
+  mask = mask.to(device);
+
+  GenerateResult result;
+  result.tokens.resize(B);
+  result.finish_reasons.assign(B, "length");
+  std::vector<bool> done(B, false);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  torch::NoGradGuard no_grad;
+  KVCache cache;
+  ModelInputs in;
+  in.input_ids = ids;
+  in.attention_mask = mask;
+  in.cache = &cache;
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    auto logits = model.forward(in).logits.select(1, -1);
+    auto next = pick(logits.cpu(), o, gen);
+    auto next_acc = next.accessor<int64_t, 1>();
+    auto alive = torch::ones({B, 1}, torch::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) {
+        next_acc[b] = o.pad_token_id;
+        alive[b][0] = 0;
+        continue;
+      }
+      const int64_t tok = next_acc[b];
+      result.tokens[b].push_back(tok);
+      if (o.on_token) o.on_token(static_cast<size_t>(b), tok);
+      if (std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), tok) != o.stop_token_ids.end()) {
+        done[b] = true;
+        result.finish_reasons[b] = "stop";
+      }
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    in.input_ids = next.view({B, 1}).to(device);
+    in.attention_mask = torch::cat({in.attention_mask, alive.to(device)}, 1);
+  }
+  return result;
+}
+
+}  // namespace mixpeft

@@ -1,0 +1,104 @@
+#include "mixpeft/generate.h"
+
+#include <gtest/gtest.h>
+
+#include "mixpeft/error.h"
+#include "mixpeft/model.h"
+#include "models/test_util.h"
+
+namespace mixpeft {
+namespace {
+
+// Greedy decoding the slow way: the whole sequence again at every step, no cache.
+std::vector<int64_t> greedy_without_cache(Model& model, std::vector<int64_t> seq, int64_t n) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < n; ++i) {
+    ModelInputs in;
+    in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0);
+    auto tok = model.forward(in).logits.select(1, -1).argmax(-1).item<int64_t>();
+    out.push_back(tok);
+    seq.push_back(tok);
+  }
+  return out;
+}
+
+class GenerateTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { model = load_model(testing::fixture_dir(GetParam())); }
+  std::shared_ptr<Model> model;
+  const std::vector<std::vector<int64_t>> prompts{{5, 17, 42, 9, 77, 3}, {100, 12}, {8, 8, 200, 31}};
+};
+
+TEST_P(GenerateTest, GreedyWithCacheEqualsRecomputation) {
+  GenerateOptions o;
+  o.max_new_tokens = 12;
+  for (const auto& p : prompts) {
+    auto r = generate(*model, {p}, o);
+    EXPECT_EQ(r.tokens[0], greedy_without_cache(*model, p, 12));
+    EXPECT_EQ(r.finish_reasons[0], "length");
+  }
+}
+
+TEST_P(GenerateTest, LeftPaddedBatchEqualsEachPromptAlone) {
+  GenerateOptions o;
+  o.max_new_tokens = 10;
+  auto batch = generate(*model, prompts, o);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(batch.tokens[i], generate(*model, {prompts[i]}, o).tokens[0]) << "prompt " << i;
+}
+
+TEST_P(GenerateTest, StopTokenEndsOnlyItsSequence) {
+  GenerateOptions o;
+  o.max_new_tokens = 8;
+  auto free_run = generate(*model, prompts, o);
+  o.stop_token_ids = {free_run.tokens[0][2]};
+  std::vector<size_t> streamed(prompts.size(), 0);
+  o.on_token = [&](size_t row, int64_t) { ++streamed[row]; };
+  auto r = generate(*model, prompts, o);
+  EXPECT_EQ(r.finish_reasons[0], "stop");
+  EXPECT_LE(r.tokens[0].size(), 3u);
+  EXPECT_EQ(r.tokens[0].back(), o.stop_token_ids[0]);
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(streamed[i], r.tokens[i].size());
+}
+
+TEST_P(GenerateTest, SamplingIsSeededAndFiltersReduceToGreedy) {
+  GenerateOptions greedy;
+  greedy.max_new_tokens = 10;
+  auto expected = generate(*model, {prompts[0]}, greedy).tokens[0];
+
+  GenerateOptions s = greedy;
+  s.temperature = 1.5;
+  s.seed = 7;
+  auto a = generate(*model, {prompts[0]}, s).tokens[0];
+  EXPECT_EQ(a, generate(*model, {prompts[0]}, s).tokens[0]) << "same seed, same tokens";
+  s.seed = 8;
+  EXPECT_NE(a, generate(*model, {prompts[0]}, s).tokens[0]) << "another seed, other tokens";
+
+  GenerateOptions k1 = s;
+  k1.top_k = 1;
+  EXPECT_EQ(generate(*model, {prompts[0]}, k1).tokens[0], expected) << "top_k = 1 is greedy";
+  GenerateOptions p0 = s;
+  p0.top_p = 1e-9;
+  EXPECT_EQ(generate(*model, {prompts[0]}, p0).tokens[0], expected) << "tiny top_p is greedy";
+}
+
+INSTANTIATE_TEST_SUITE_P(CausalLMs, GenerateTest, ::testing::Values("gpt2", "llama", "qwen2"));
+
+TEST(Generate, RejectsEncodersAndEmptyPrompts) {
+  auto bert = load_model(testing::fixture_dir("bert"));
+  EXPECT_THROW(generate(*bert, {{1, 2}}, {}), Error);
+  auto gpt2 = load_model(testing::fixture_dir("gpt2"));
+  EXPECT_THROW(generate(*gpt2, {{}}, {}), Error);
+  GenerateOptions o;
+  o.max_new_tokens = 100;  // the fixture's n_positions is 64
+  try {
+    generate(*gpt2, {{1, 2, 3}}, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mixpeft

@@ -1,0 +1,49 @@
+// Helpers shared by the model tests.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "mixpeft/checkpoint.h"
+
+namespace mixpeft::testing {
+
+inline std::string fixture_dir(const std::string& arch) {
+  return std::string(MIXPEFT_TEST_DATA) + "/fixtures/" + arch;
+}
+
+inline std::map<std::string, at::Tensor> reference(const std::string& arch) {
+  return io::load_tensors(fixture_dir(arch) + "/reference.safetensors");
+}
+
+// Max |a - b| over positions where mask [B, T] is 1 (a, b: [B, T, ...]).
+inline double max_abs_diff_at(const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
+  auto keep = mask.to(torch::kBool);
+  return (a.to(torch::kFloat).index({keep}) - b.to(torch::kFloat).index({keep})).abs().max().item<double>();
+}
+
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max().item<double>();
+}
+
+// A fresh temporary folder, removed at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "mixpeft-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace mixpeft::testing
