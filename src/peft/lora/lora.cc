@@ -1,0 +1,185 @@
+#include "peft/lora/lora.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "mixpeft/error.h"
+#include "peft/registry.h"
+
+namespace mixpeft::peft {
+
+LoraConfig LoraConfig::read(ConfigReader& rd, const nlohmann::json& json) {
+  LoraConfig c;
+  c.r = rd.get_int("r", 8);
+  c.alpha = rd.get_double("lora_alpha", 8);
+  c.dropout = rd.get_double("lora_dropout", 0.0);
+  c.use_rslora = rd.get_bool("use_rslora", false);
+  c.bias = rd.get_string("bias", "none", {"none", "all", "lora_only"});
+  // HF PEFT writes init_lora_weights as true (Kaiming) or "gaussian".
+  if (json.contains("init_lora_weights") && json["init_lora_weights"].is_string()) {
+    c.init = rd.get_string("init_lora_weights", "gaussian", {"gaussian"});
+  } else {
+    if (!rd.get_bool("init_lora_weights", true)) rd.bad("init_lora_weights", "false (no init) is not supported");
+    c.init = "kaiming";
+  }
+  c.seed = static_cast<uint64_t>(rd.get_int("init_seed", 0));
+  c.targets = Targets::from_json(json, rd.where());
+  rd.accept({"target_modules", "fan_in_fan_out"});  // fan_in_fan_out follows the layer's own layout
+  if (c.r <= 0) rd.bad("r", "must be positive");
+  if (c.dropout < 0 || c.dropout >= 1) rd.bad("lora_dropout", "must be in [0, 1)");
+  // HF PEFT options mixpeft does not implement: only their defaults are accepted.
+  for (const char* k : {"use_dora", "layers_to_transform", "layers_pattern", "rank_pattern", "alpha_pattern",
+                        "megatron_config", "loftq_config", "layer_replication"})
+    rd.require_default(k);
+  rd.accept({"megatron_core"});
+  return c;
+}
+
+void LoraConfig::write(nlohmann::json& out) const {
+  out["r"] = r;
+  out["lora_alpha"] = alpha;
+  out["lora_dropout"] = dropout;
+  out["use_rslora"] = use_rslora;
+  out["bias"] = bias;
+  out["init_lora_weights"] = init == "gaussian" ? nlohmann::json("gaussian") : nlohmann::json(true);
+  out["target_modules"] = targets.empty() ? nlohmann::json(nullptr) : targets.to_json();
+  out["use_dora"] = false;
+}
+
+double LoraConfig::scaling() const {
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+void kaiming_uniform_(at::Tensor& weight, at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(weight.size(1)));
+  weight.uniform_(-bound, bound, gen);
+}
+
+LoraLayer::LoraLayer(nn::LinearImpl& base, const LoraConfig& c, at::Generator& gen)
+    : scaling(c.scaling()), base_(&base) {
+  auto opts = base.weight.options();
+  lora_A = base.register_module("lora_A", torch::nn::Linear(torch::nn::LinearOptions(base.in_features, c.r).bias(false)));
+  lora_B = base.register_module("lora_B", torch::nn::Linear(torch::nn::LinearOptions(c.r, base.out_features).bias(false)));
+  lora_A->to(opts.device(), opts.dtype().toScalarType());
+  lora_B->to(opts.device(), opts.dtype().toScalarType());
+  torch::NoGradGuard no_grad;
+  if (c.init == "gaussian") {
+    lora_A->weight.normal_(0.0, 1.0 / static_cast<double>(c.r), gen);
+  } else {
+    kaiming_uniform_(lora_A->weight, gen);
+  }
+  lora_B->weight.zero_();
+  if (c.dropout > 0) dropout_ = base.register_module("lora_dropout", torch::nn::Dropout(c.dropout));
+}
+
+at::Tensor LoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
+  if (merged) return base_out;
+  auto h = dropout_ ? dropout_->forward(x) : x;
+  return base_out + lora_B->forward(lora_A->forward(h)) * scaling;
+}
+
+at::Tensor LoraLayer::delta_weight() const { return torch::matmul(lora_B->weight, lora_A->weight) * scaling; }
+
+void add_to_weight(nn::LinearImpl& linear, const at::Tensor& delta, double sign) {
+  torch::NoGradGuard no_grad;
+  auto d = delta.to(linear.weight.scalar_type());
+  linear.weight.add_(linear.conv1d ? d.t() : d, sign);
+}
+
+void LoraLayer::merge(nn::LinearImpl& base) {
+  if (merged) return;
+  add_to_weight(base, delta_weight(), 1.0);
+  merged = true;
+}
+
+void LoraLayer::unmerge(nn::LinearImpl& base) {
+  if (!merged) return;
+  add_to_weight(base, delta_weight(), -1.0);
+  merged = false;
+}
+
+void LoraLayer::unload(nn::LinearImpl& base) {
+  base.unregister_module("lora_A");
+  base.unregister_module("lora_B");
+  if (dropout_) base.unregister_module("lora_dropout");
+}
+
+namespace {
+
+class LoraMethod : public Method {
+ public:
+  LoraMethod(const nlohmann::json& json, const std::string& where) {
+    ConfigReader rd(json, where);
+    config_ = LoraConfig::read(rd, json);
+    rd.finish();
+  }
+  std::string peft_type() const override { return "LORA"; }
+  nlohmann::json config() const override {
+    nlohmann::json j{{"peft_type", "LORA"}};
+    config_.write(j);
+    j["target_modules"] = resolved_.empty() ? config_.targets.to_json() : nlohmann::json(resolved_);
+    j["fan_in_fan_out"] = fan_in_fan_out_;
+    return j;
+  }
+  void attach(Model& model) override {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
+    auto targets = find_linear_targets(model, config_.targets, "LORA");
+    if (config_.targets.empty()) resolved_ = model.default_lora_targets();
+    for (auto& t : targets) {
+      auto layer = std::make_shared<LoraLayer>(*t.linear, config_, gen);
+      t.linear->adapter = layer;
+      fan_in_fan_out_ = fan_in_fan_out_ || t.linear->conv1d;
+      layers_.push_back({t.linear, layer});
+      target_names_.push_back(t.name);
+    }
+  }
+  bool owns(const std::string& name) const override {
+    if (name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos) return true;
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (!is_bias || config_.bias == "none") return false;
+    if (config_.bias == "all") return true;
+    const std::string module = name.substr(0, name.size() - 5);
+    for (const auto& t : target_names_)
+      if (t == module) return true;
+    return false;
+  }
+  bool mergeable() const override { return true; }
+  void merge(Model&) override {
+    for (auto& [linear, layer] : layers_) layer->merge(*linear);
+  }
+  void unmerge(Model&) override {
+    for (auto& [linear, layer] : layers_) layer->unmerge(*linear);
+  }
+  void unload(Model&) override {
+    for (auto& [linear, layer] : layers_) {
+      layer->unload(*linear);
+      linear->adapter.reset();
+    }
+    layers_.clear();
+  }
+  std::pair<nlohmann::json, std::vector<std::pair<std::string, at::Tensor>>> export_lora(Model&) override {
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      tensors.emplace_back(target_names_[i] + ".lora_A.weight", layers_[i].second->lora_A->weight.detach());
+      tensors.emplace_back(target_names_[i] + ".lora_B.weight", layers_[i].second->lora_B->weight.detach());
+    }
+    return {config(), tensors};
+  }
+
+ private:
+  LoraConfig config_;
+  std::vector<std::pair<nn::LinearImpl*, std::shared_ptr<LoraLayer>>> layers_;
+  std::vector<std::string> target_names_;
+  std::vector<std::string> resolved_;
+  bool fan_in_fan_out_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> create_lora(const nlohmann::json& config, const std::string& where) {
+  return std::make_unique<LoraMethod>(config, where);
+}
+
+}  // namespace mixpeft::peft
