@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -73,6 +74,14 @@ class Method {
   // and its adapter_config.json, for methods that convert exactly to plain LoRA.
   // Default: kUnsupported.
   virtual std::pair<nlohmann::json, std::vector<std::pair<std::string, at::Tensor>>> export_lora(Model& model);
+  // What PeftModel::save stores for the method, by parameter-style name (the
+  // file gets saved_name() of each). PeftModel::load checks a file against
+  // this list (names and shapes, strictly) and hands the tensors it read,
+  // by the same names, to load_saved(). Default: every parameter the method
+  // owns, as it is, copied back on load. X-PEFT overrides both to store
+  // hard masks as packed bits.
+  virtual std::vector<std::pair<std::string, at::Tensor>> saved_tensors(Model& model);
+  virtual void load_saved(Model& model, const std::map<std::string, at::Tensor>& tensors);
 };
 
 // Builds a method from an adapter_config.json-style object; "peft_type" picks
@@ -102,6 +111,9 @@ class PeftModel {
   std::vector<std::pair<std::string, at::Tensor>> trainable_parameters();
   int64_t num_trainable();
   int64_t num_parameters();
+  // What save() writes into adapter_model.safetensors, by saved name: the
+  // method's saved_tensors() and the modules_to_save parameters.
+  std::vector<std::pair<std::string, at::Tensor>> saved_tensors();
 
   // Writes adapter_config.json + adapter_model.safetensors atomically.
   void save(const std::string& dir);

@@ -105,6 +105,23 @@ std::pair<nlohmann::json, std::vector<std::pair<std::string, at::Tensor>>> Metho
        " adapters have no exact plain-LoRA form (export works for LORA, MOSLORA and merged ADAMIX with LoRA experts)");
 }
 
+std::vector<std::pair<std::string, at::Tensor>> Method::saved_tensors(Model& model) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& p : model.named_parameters())
+    if (owns(p.key())) out.emplace_back(p.key(), p.value().detach());
+  return out;
+}
+
+void Method::load_saved(Model& model, const std::map<std::string, at::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  auto params = model.named_parameters();
+  for (const auto& [name, t] : tensors) {
+    auto* p = params.find(name);
+    MIXPEFT_CHECK(p != nullptr, ErrorKind::kInternal, peft_type(), ": no parameter ", name, " to load into");
+    p->copy_(t);
+  }
+}
+
 std::unique_ptr<Method> create_method(const nlohmann::json& config, const std::string& where) {
   MIXPEFT_CHECK(config.is_object(), ErrorKind::kInvalidArgument, where, ": expected a JSON object");
   auto it = config.find("peft_type");
@@ -197,12 +214,19 @@ std::string PeftModel::parameter_name(const std::string& saved) const {
   return name;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> PeftModel::saved_tensors() {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& [name, t] : method_->saved_tensors(*model_)) tensors.emplace_back(saved_name(name), t.detach());
+  for (auto& [name, t] : trainable_parameters())
+    if (!method_->owns(name)) tensors.emplace_back(saved_name(name), t.detach());
+  return tensors;
+}
+
 void PeftModel::save(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   MIXPEFT_CHECK(!ec, ErrorKind::kIO, dir, ": cannot create folder: ", ec.message());
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (auto& [name, t] : trainable_parameters()) tensors.emplace_back(saved_name(name), t.detach());
+  auto tensors = saved_tensors();
   auto config = method_->config();
   config["modules_to_save"] = modules_to_save_.empty() ? nlohmann::json(nullptr) : nlohmann::json(modules_to_save_);
   io::save_tensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
@@ -226,8 +250,17 @@ std::shared_ptr<PeftModel> PeftModel::load(std::shared_ptr<Model> base, const st
     throw Error(e.kind(), config_path + ": " + e.what());
   }
   auto file = io::SafetensorsFile::open(weights_path);
+  // What the file must hold: the method's saved form and the modules_to_save
+  // parameters (copied in place); the method's tensors go to load_saved().
   std::map<std::string, at::Tensor> params;
-  for (auto& [name, t] : peft->trainable_parameters()) params.emplace(name, t);
+  std::set<std::string> from_method;
+  for (auto& [name, t] : peft->method_->saved_tensors(*peft->model_)) {
+    params.emplace(name, t);
+    from_method.insert(name);
+  }
+  for (auto& [name, t] : peft->trainable_parameters())
+    if (!peft->method_->owns(name)) params.emplace(name, t);
+  std::map<std::string, at::Tensor> method_tensors;
   std::vector<std::string> problems;
   std::set<std::string> seen;
   torch::NoGradGuard no_grad;
@@ -244,7 +277,11 @@ std::shared_ptr<PeftModel> PeftModel::load(std::shared_ptr<Model> base, const st
                          shape_str(it->second.sizes()));
       continue;
     }
-    it->second.copy_(io::read_tensor(*file, info));
+    if (from_method.count(name)) {
+      method_tensors[name] = io::read_tensor(*file, info);
+    } else {
+      it->second.copy_(io::read_tensor(*file, info));
+    }
   }
   for (const auto& [name, t] : params)
     if (!seen.count(name)) problems.push_back("missing tensor " + peft->saved_name(name) + " " + shape_str(t.sizes()));
@@ -254,6 +291,11 @@ std::shared_ptr<PeftModel> PeftModel::load(std::shared_ptr<Model> base, const st
     if (problems.size() > 10) list += "\n  ... and " + std::to_string(problems.size() - 10) + " more";
     fail(ErrorKind::kCorrupt, weights_path, ": does not match its adapter_config.json on ",
          peft->model().architecture(), ":", list);
+  }
+  try {
+    peft->method_->load_saved(*peft->model_, method_tensors);
+  } catch (const Error& e) {
+    throw Error(e.kind(), weights_path + ": " + e.what());
   }
   return peft;
 }

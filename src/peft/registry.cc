@@ -7,6 +7,10 @@ namespace mixpeft::peft {
 const std::vector<MethodEntry>& method_registry() {
   static const std::vector<MethodEntry> kRegistry = {
       {"LORA", create_lora},
+      {"MOSLORA", create_moslora},
+      {"XPEFT", create_xpeft},
+      {"BOTTLENECK", create_bottleneck},
+      {"ADAMIX", create_adamix},
   };
   return kRegistry;
 }

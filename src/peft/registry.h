@@ -22,5 +22,9 @@ const std::vector<MethodEntry>& method_registry();
 
 // One factory per method folder.
 std::unique_ptr<Method> create_lora(const nlohmann::json& config, const std::string& where);
+std::unique_ptr<Method> create_moslora(const nlohmann::json& config, const std::string& where);
+std::unique_ptr<Method> create_xpeft(const nlohmann::json& config, const std::string& where);
+std::unique_ptr<Method> create_bottleneck(const nlohmann::json& config, const std::string& where);
+std::unique_ptr<Method> create_adamix(const nlohmann::json& config, const std::string& where);
 
 }  // namespace mixpeft::peft

@@ -53,6 +53,36 @@ std::vector<Case> Cases() {
        [](const std::string& a) { return lora_default_count(a, 4, 0); }},
       {"lora_rslora_gaussian", {{"peft_type", "LORA"}, {"r", 2}, {"use_rslora", true}, {"init_lora_weights", "gaussian"}},
        kAllArchs, true, [](const std::string& a) { return lora_default_count(a, 2, 0); }},
+      // MoSLoRA: LoRA + an r x r mixer, r^2 more per target.
+      {"moslora", {{"peft_type", "MOSLORA"}, {"r", 4}, {"lora_alpha", 8}}, kAllArchs, true,
+       [](const std::string& a) { return lora_default_count(a, 4, 4 * 4); }},
+      {"moslora_orthogonal_rslora", {{"peft_type", "MOSLORA"}, {"r", 2}, {"use_rslora", true}, {"mixer_init", "orthogonal"}},
+       kAllArchs, true, [](const std::string& a) { return lora_default_count(a, 2, 2 * 2); }},
+      // X-PEFT, N = 6 random adapters (m = 8) per layer: 2 L N mask logits; the bank is frozen.
+      {"xpeft_soft", {{"peft_type", "XPEFT"}, {"num_adapters", 6}, {"bottleneck_size", 8}}, kAllArchs, false,
+       [](const std::string&) { return 2 * kLayers * 6; }},
+      {"xpeft_hard",
+       {{"peft_type", "XPEFT"}, {"num_adapters", 6}, {"bottleneck_size", 8}, {"hard", true}, {"top_k", 2}, {"mask_type", "sigmoid"}},
+       kAllArchs, false, [](const std::string&) { return 2 * kLayers * 6; }},
+      // Bottleneck adapters, m = 8: 2 d m + m + d per adapter; houlsby 2 per block, pfeiffer 1.
+      {"bottleneck_houlsby", {{"peft_type", "BOTTLENECK"}, {"placement", "houlsby"}, {"bottleneck_size", 8}},
+       kAllArchs, false, [](const std::string&) { return kLayers * 2 * (2 * kHidden * 8 + 8 + kHidden); }},
+      {"bottleneck_pfeiffer", {{"peft_type", "BOTTLENECK"}, {"bottleneck_size", 8}, {"activation", "gelu"}},
+       kAllArchs, false, [](const std::string&) { return kLayers * (2 * kHidden * 8 + 8 + kHidden); }},
+      // AdaMix adapters, M = 4, m = 8, pfeiffer, up shared: L * (M * (d m + m) + (m d + d)).
+      {"adamix_adapter", {{"peft_type", "ADAMIX"}, {"num_experts", 4}, {"bottleneck_size", 8}}, kAllArchs, true,
+       [](const std::string&) { return kLayers * (4 * (kHidden * 8 + 8) + (8 * kHidden + kHidden)); }},
+      // M = 3, houlsby, nothing shared: L * 2 sites * M * (2 d m + m + d).
+      {"adamix_adapter_houlsby_unshared",
+       {{"peft_type", "ADAMIX"}, {"num_experts", 3}, {"bottleneck_size", 8}, {"placement", "houlsby"}, {"share_up", false}},
+       kAllArchs, true, [](const std::string&) { return kLayers * 2 * 3 * (2 * kHidden * 8 + 8 + kHidden); }},
+      // AdaMix-LoRA, M = 4, r = 4, B shared: M r d_in + r d_out = r (d_in + d_out) + (M - 1) r d_in per target.
+      {"adamix_lora", {{"peft_type", "ADAMIX"}, {"variant", "lora"}, {"num_experts", 4}, {"r", 4}, {"lora_alpha", 8}},
+       kAllArchs, true, [](const std::string& a) { return lora_default_count(a, 4, 3 * 4 * kHidden); }},
+      // M = 2, r = 2, nothing shared: M r (d_in + d_out) per target.
+      {"adamix_lora_unshared",
+       {{"peft_type", "ADAMIX"}, {"variant", "lora"}, {"num_experts", 2}, {"r", 2}, {"share_B", false}},
+       kAllArchs, true, [](const std::string& a) { return lora_default_count(a, 2 * 2, 0); }},
   };
 }
 
