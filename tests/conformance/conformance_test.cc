@@ -91,6 +91,9 @@ struct Param {
   std::string arch;
 };
 
+// Keeps CTest's test names readable (gtest would print the struct's bytes).
+void PrintTo(const Param& p, std::ostream* os) { *os << p.c.name << " on " << p.arch; }
+
 std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
   return info.param.c.name + "_" + info.param.arch;
 }

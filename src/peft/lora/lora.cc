@@ -62,15 +62,19 @@ LoraLayer::LoraLayer(nn::LinearImpl& base, const LoraConfig& c, at::Generator& g
   auto opts = base.weight.options();
   lora_A = base.register_module("lora_A", torch::nn::Linear(torch::nn::LinearOptions(base.in_features, c.r).bias(false)));
   lora_B = base.register_module("lora_B", torch::nn::Linear(torch::nn::LinearOptions(c.r, base.out_features).bias(false)));
+  {
+    // Initialised on the CPU (the seeded generator is a CPU one), then moved
+    // to the base layer's device and dtype.
+    torch::NoGradGuard no_grad;
+    if (c.init == "gaussian") {
+      lora_A->weight.normal_(0.0, 1.0 / static_cast<double>(c.r), gen);
+    } else {
+      kaiming_uniform_(lora_A->weight, gen);
+    }
+    lora_B->weight.zero_();
+  }
   lora_A->to(opts.device(), opts.dtype().toScalarType());
   lora_B->to(opts.device(), opts.dtype().toScalarType());
-  torch::NoGradGuard no_grad;
-  if (c.init == "gaussian") {
-    lora_A->weight.normal_(0.0, 1.0 / static_cast<double>(c.r), gen);
-  } else {
-    kaiming_uniform_(lora_A->weight, gen);
-  }
-  lora_B->weight.zero_();
   if (c.dropout > 0) dropout_ = base.register_module("lora_dropout", torch::nn::Dropout(c.dropout));
 }
 

@@ -97,6 +97,25 @@ TEST_P(PeftFixture, ExportWritesTheOriginalTensors) {
   EXPECT_LT(max_abs_diff(again->forward(in).logits, peft->forward(in).logits), 1e-6);
 }
 
+// merge_and_unload, saved as an HF checkpoint, loads back as a plain model
+// with HF PEFT's merged logits and the base checkpoint's names and shapes.
+TEST_P(PeftFixture, MergedModelSavesAsAnHFCheckpoint) {
+  auto merged = peft->merge_and_unload();
+  TempDir tmp;
+  save_model(*merged, tmp.path());
+  auto again = load_model(tmp.path());
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_abs_diff_at(again->forward(in).logits, ref.at("logits_merged"), in.attention_mask), 1e-5);
+  auto saved = io::SafetensorsFile::open(tmp.path() + "/model.safetensors");
+  auto original = io::SafetensorsFile::open(fixture_dir(GetParam()) + "/model.safetensors");
+  ASSERT_EQ(saved->tensors().size(), original->tensors().size());
+  for (const auto& info : original->tensors()) {
+    const auto* other = saved->find(info.name);
+    ASSERT_NE(other, nullptr) << info.name;
+    EXPECT_EQ(other->shape, info.shape) << info.name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(PeftFixtures, PeftFixture, ::testing::Values("gpt2", "llama", "qwen2"));
 
 void expect_error(const std::function<void()>& f, ErrorKind kind, const std::vector<std::string>& needles) {
