@@ -50,6 +50,10 @@ class AdaMixControl {
   virtual std::string eval_routing() const = 0;
   // Restarts the routing generator (initially seeded with the config's "seed").
   virtual void seed_routing(uint64_t seed) = 0;
+  // The routing generator's state (a CPU generator state, uint8), for
+  // checkpoints: set_routing_state(routing_state()) continues the same draws.
+  virtual at::Tensor routing_state() const = 0;
+  virtual void set_routing_state(const at::Tensor& state) = 0;
   // One entry per bank with more than one expert, in forward order.
   virtual std::vector<AdaMixRoute> last_routing() const = 0;
 };

@@ -105,6 +105,10 @@ struct LoadOptions {
   // Parameters that may be absent from the checkpoint (regexes, full match);
   // they keep their fresh initialisation. Every other missing tensor is an error.
   std::vector<std::string> allow_missing;
+  // Checkpoint keys that may be present without a parameter to go to
+  // (regexes, full match), e.g. "lm_head\\..*" when a causal LM checkpoint
+  // becomes a classifier. Every other unused tensor is an error.
+  std::vector<std::string> ignore_unexpected;
   // Compute dtype: kFloat or kBFloat16. Stored F16/BF16/F32 weights convert.
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);

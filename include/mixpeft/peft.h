@@ -105,6 +105,9 @@ class PeftModel {
   std::shared_ptr<Model> model_ptr() { return model_; }
   Method& method() { return *method_; }
   const std::vector<std::string>& modules_to_save() const { return modules_to_save_; }
+  // HF PEFT's "task_type" ("SEQ_CLS", "CAUSAL_LM", ...; "" = none): kept
+  // from the config and written back by save().
+  const std::string& task_type() const { return task_type_; }
 
   ModelOutputs forward(const ModelInputs& inputs) { return model_->forward(inputs); }
   // The trainable parameters by model name (method's + modules_to_save).
@@ -138,6 +141,7 @@ class PeftModel {
   std::shared_ptr<Model> model_;
   std::unique_ptr<Method> method_;
   std::vector<std::string> modules_to_save_;
+  std::string task_type_;
   bool merged_ = false;
 };
 

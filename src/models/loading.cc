@@ -163,8 +163,14 @@ std::shared_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
     item.value().copy_(io::read_tensor(*file, *info));
   }
   std::vector<std::string> unexpected;
-  for (const auto& name : ckpt.names())
-    if (!wanted.count(name) && !model->ignorable_key(name)) unexpected.push_back(name);
+  std::vector<std::regex> ignored;
+  for (const auto& pattern : options.ignore_unexpected) ignored.emplace_back(pattern);
+  for (const auto& name : ckpt.names()) {
+    if (wanted.count(name) || model->ignorable_key(name)) continue;
+    bool ok = false;
+    for (const auto& re : ignored) ok = ok || std::regex_match(name, re);
+    if (!ok) unexpected.push_back(name);
+  }
 
   auto list = [](const std::vector<std::string>& v) {
     std::string s;

@@ -4,11 +4,11 @@
 
 namespace mixpeft::peft {
 
-ConfigReader::ConfigReader(const nlohmann::json& config, std::string where)
+ConfigReader::ConfigReader(const nlohmann::json& config, std::string where, bool adapter_keys)
     : config_(config), where_(std::move(where)) {
   MIXPEFT_CHECK(config_.is_object(), ErrorKind::kInvalidArgument, where_, ": expected a JSON object");
   // Present in every adapter_config.json; read by the framework, not the method.
-  accept({"peft_type", "modules_to_save", "base_model_name_or_path", "task_type", "inference_mode",
+  if (adapter_keys) accept({"peft_type", "modules_to_save", "base_model_name_or_path", "task_type", "inference_mode",
           "revision", "auto_mapping", "mixpeft_version"});
 }
 

@@ -13,7 +13,9 @@ namespace mixpeft::peft {
 class ConfigReader {
  public:
   // `where` starts every message (e.g. "out/adapter_config.json").
-  ConfigReader(const nlohmann::json& config, std::string where);
+  // `adapter_keys`: accept the bookkeeping keys every adapter_config.json
+  // holds (peft_type, task_type, ...); false for other configs.
+  ConfigReader(const nlohmann::json& config, std::string where, bool adapter_keys = true);
   int64_t get_int(const std::string& key, int64_t fallback);
   double get_double(const std::string& key, double fallback);
   bool get_bool(const std::string& key, bool fallback);

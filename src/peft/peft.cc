@@ -158,6 +158,10 @@ std::shared_ptr<PeftModel> PeftModel::create(std::shared_ptr<Model> base, const 
     for (const auto& e : *it) to_save.push_back(e.get<std::string>());
   }
   std::shared_ptr<PeftModel> peft(new PeftModel(base, std::move(method), to_save));
+  if (auto it = config.find("task_type"); it != config.end() && !it->is_null()) {
+    MIXPEFT_CHECK(it->is_string(), ErrorKind::kInvalidArgument, "adapter config: task_type must be a string");
+    peft->task_type_ = it->get<std::string>();
+  }
   peft->method_->attach(*base);
   for (const auto& m : to_save) {
     bool found = false;
@@ -229,6 +233,7 @@ void PeftModel::save(const std::string& dir) {
   auto tensors = saved_tensors();
   auto config = method_->config();
   config["modules_to_save"] = modules_to_save_.empty() ? nlohmann::json(nullptr) : nlohmann::json(modules_to_save_);
+  if (!task_type_.empty()) config["task_type"] = task_type_;
   io::save_tensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   io::write_file_atomic((fs::path(dir) / "adapter_config.json").string(), config.dump(2) + "\n");
 }

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "mixpeft/model.h"
 #include "mixpeft/peft.h"
+#include "mixpeft/train.h"
 
 namespace mixpeft::cli {
 
@@ -20,7 +21,7 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--adapter", adapter_dir, "Adapter folder")->required();
   cmd->add_option("--out", out_dir, "Output adapter folder")->required();
   cmd->callback([] {
-    auto peft = peft::PeftModel::load(load_model(model_dir), adapter_dir);
+    auto peft = train::load_adapter(model_dir, adapter_dir);
     peft->export_lora(out_dir);
     std::cout << "exported " << peft->method().peft_type() << " as HF PEFT LoRA: " << out_dir
               << " (adapter_config.json, adapter_model.safetensors)\n";

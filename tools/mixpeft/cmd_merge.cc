@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "mixpeft/model.h"
 #include "mixpeft/peft.h"
+#include "mixpeft/train.h"
 
 namespace mixpeft::cli {
 
@@ -19,7 +20,8 @@ void add_merge_command(CLI::App& app) {
   cmd->add_option("--adapter", adapter_dir, "Adapter folder (adapter_config.json + adapter_model.safetensors)")->required();
   cmd->add_option("--out", out_dir, "Output model folder")->required();
   cmd->callback([] {
-    auto peft = peft::PeftModel::load(load_model(model_dir), adapter_dir);
+    // A classification adapter (task_type SEQ_CLS) gets its head back.
+    auto peft = train::load_adapter(model_dir, adapter_dir);
     const size_t tensors = peft->trainable_parameters().size();
     const std::string type = peft->method().peft_type();
     auto merged = peft->merge_and_unload();

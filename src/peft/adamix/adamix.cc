@@ -222,6 +222,20 @@ class AdaMixMethod : public Method, public AdaMixControl {
     MIXPEFT_CHECK(routing_ != nullptr, ErrorKind::kInvalidArgument, "ADAMIX: seed_routing before attach");
     routing_->gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   }
+  at::Tensor routing_state() const override {
+    MIXPEFT_CHECK(routing_ != nullptr, ErrorKind::kInvalidArgument, "ADAMIX: routing_state before attach");
+    std::lock_guard<std::mutex> lock(routing_->gen.mutex());
+    return routing_->gen.get_state();
+  }
+  void set_routing_state(const at::Tensor& state) override {
+    MIXPEFT_CHECK(routing_ != nullptr, ErrorKind::kInvalidArgument, "ADAMIX: set_routing_state before attach");
+    std::lock_guard<std::mutex> lock(routing_->gen.mutex());
+    try {
+      routing_->gen.set_state(state);
+    } catch (const c10::Error& e) {
+      fail(ErrorKind::kCorrupt, "ADAMIX: invalid routing generator state: ", e.what_without_backtrace());
+    }
+  }
   std::vector<AdaMixRoute> last_routing() const override {
     std::vector<AdaMixRoute> out;
     for (const auto* b : banks_)

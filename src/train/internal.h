@@ -1,0 +1,43 @@
+// Pieces shared by the trainer and evaluation (private to src/train).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "mixpeft/data.h"
+#include "mixpeft/model.h"
+
+namespace mixpeft::train {
+
+// A data::Batch as tensors on `device`.
+struct TensorBatch {
+  ModelInputs inputs;
+  at::Tensor labels;   // classification [B] / causal_lm [B, T] int64; undefined for regression
+  at::Tensor targets;  // regression [B] float32
+  int64_t rows = 0;
+};
+TensorBatch to_tensors(const data::Batch& batch, data::Task task, c10::Device device);
+
+// The summed task loss of a batch (float32 scalar) and how many terms it sums:
+// classification: cross-entropy over rows (with label smoothing), regression:
+// squared error over rows, causal_lm: cross-entropy over completion tokens
+// (logits[:, :-1] against labels[:, 1:], -100 ignored).
+at::Tensor loss_sum(data::Task task, const at::Tensor& logits, const TensorBatch& batch, double label_smoothing);
+// The number of loss terms of the examples `indices` (rows, or completion tokens).
+int64_t loss_terms(data::Task task, const std::vector<data::Example>& examples, const std::vector<size_t>& indices);
+
+// CPU autocast to bfloat16 for its lifetime when `enabled` (nested safely).
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool enabled);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool enabled_, was_enabled_ = false;
+  c10::ScalarType previous_dtype_ = c10::kBFloat16;
+};
+
+}  // namespace mixpeft::train

@@ -1,0 +1,23 @@
+// Reading a job for `train` and `eval`: the file, then each --set override.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mixpeft/job_config.h"
+#include "mixpeft/train.h"
+
+namespace mixpeft::cli {
+
+inline train::JobSpec load_job(const std::string& path, const std::vector<std::string>& overrides) {
+  nlohmann::json job = config::read_job_file(path);
+  for (const auto& o : overrides) config::apply_override(job, o);
+  // Relative paths in a job are relative to the working directory, as on the command line.
+  try {
+    return train::JobSpec::from_json(job, "");
+  } catch (const Error& e) {
+    throw Error(e.kind(), path + ": " + e.what());
+  }
+}
+
+}  // namespace mixpeft::cli
