@@ -78,6 +78,7 @@ ProgressMode parse_progress_mode(const std::string& text);
 // The ETA is elapsed * (total - step) / step ("?" at step 0).
 std::string format_progress_line(const ProgressState& state);
 
+// Not thread-safe: call it from the training loop's thread.
 class Progress {
  public:
   // Writes to `out` (normally stderr), flushing after each write.
@@ -88,8 +89,9 @@ class Progress {
   //   one lr, then tokens/s, then epoch are left out before the line is cut.
   // kPlain: format_progress_line() on its own line whenever the step crosses
   //   a multiple of `plain_every_steps`, and at the last step.
-  //   plain_every_steps 0 = ceil(total_steps / 10) (about every 10%), or
-  //   every 100 steps when total_steps is 0.
+  //   plain_every_steps 0 = ceil(total / 10) (about every 10%), or every
+  //   100 steps while the total is unknown. A step is printed once, even if
+  //   update() is called with it again.
   // kOff: nothing but message() lines.
   // total_steps: the steps of the whole run; a state's own total_steps > 0
   // overrides it. A null `out`: kInvalidArgument.
@@ -120,12 +122,13 @@ class Progress {
   std::FILE* out_;
   ProgressMode mode_;
   int64_t total_steps_;
-  int64_t plain_every_;
+  int64_t plain_every_;  // 0: about 10% of the total
   ProgressState last_{};
   bool have_state_ = false;
   bool pending_ = false;          // the latest state is not on screen / in the log
   size_t bar_chars_ = 0;          // width of the bar line now on screen (0: none)
   int64_t last_plain_bucket_ = -1;
+  int64_t last_plain_step_ = -1;  // the step of the last plain line
   double last_draw_ = -1e300;     // steady-clock seconds of the last bar redraw
   int width_ = 100;
 };

@@ -96,13 +96,7 @@ Progress::Progress(std::FILE* out, ProgressMode mode, int64_t total_steps, int64
     bool dumb = term != nullptr && std::strcmp(term, "dumb") == 0;
     mode_ = ::isatty(::fileno(out_)) && !dumb ? ProgressMode::kBar : ProgressMode::kPlain;
   }
-  if (plain_every_steps > 0) {
-    plain_every_ = plain_every_steps;
-  } else if (total_steps_ > 0) {
-    plain_every_ = (total_steps_ + 9) / 10;
-  } else {
-    plain_every_ = 100;
-  }
+  plain_every_ = std::max<int64_t>(plain_every_steps, 0);  // 0: from the total, in update()
   if (mode_ == ProgressMode::kBar) width_ = terminal_width(out_);
 }
 
@@ -134,13 +128,15 @@ void Progress::update(const ProgressState& state) {
     case ProgressMode::kPlain: {
       // A line when the step crosses a multiple of plain_every_. The first
       // update (a fresh or a resumed run) only sets where counting starts.
-      if (last_plain_bucket_ < 0) last_plain_bucket_ = last_.step > 0 ? (last_.step - 1) / plain_every_ : 0;
-      int64_t bucket = last_.step / plain_every_;
-      if (last_step || bucket > last_plain_bucket_) {
+      const int64_t every = plain_every_ > 0 ? plain_every_ : total > 0 ? (total + 9) / 10 : 100;
+      if (last_plain_bucket_ < 0) last_plain_bucket_ = last_.step > 0 ? (last_.step - 1) / every : 0;
+      int64_t bucket = last_.step / every;
+      if ((last_step && last_.step != last_plain_step_) || bucket > last_plain_bucket_) {
         write(format_progress_line(last_) + "\n");
-        last_plain_bucket_ = bucket;
-        pending_ = false;
+        last_plain_bucket_ = std::max(bucket, last_plain_bucket_);
+        last_plain_step_ = last_.step;
       }
+      pending_ = last_.step != last_plain_step_;
       break;
     }
     case ProgressMode::kOff:
@@ -229,6 +225,7 @@ void Progress::finish() {
     case ProgressMode::kPlain:
       if (pending_) {
         write(format_progress_line(last_) + "\n");
+        last_plain_step_ = last_.step;
         pending_ = false;
       }
       break;

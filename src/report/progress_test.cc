@@ -124,6 +124,15 @@ TEST(Progress, PlainMessagesAndStateTotalOverride) {
                              "done"}));
 }
 
+TEST(Progress, PlainTotalFromTheStateAndNoRepeats) {
+  Capture cap;
+  Progress p(cap.file(), ProgressMode::kPlain, 0);  // total unknown until the first state
+  for (int64_t step = 1; step <= 50; ++step) p.update(state(step, 50));
+  p.update(state(50, 50));  // the last step again (e.g. after a final evaluation)
+  p.finish();
+  EXPECT_EQ(steps_printed(cap.lines()), (std::vector<int64_t>{5, 10, 15, 20, 25, 30, 35, 40, 45, 50}));
+}
+
 TEST(Progress, PlainWithoutTotalEveryHundredSteps) {
   Capture cap;
   Progress p(cap.file(), ProgressMode::kPlain, 0);
