@@ -311,6 +311,12 @@ void PeftModel::export_lora(const std::string& dir) {
   fs::create_directories(dir, ec);
   MIXPEFT_CHECK(!ec, ErrorKind::kIO, dir, ": cannot create folder: ", ec.message());
   for (auto& [name, t] : tensors) name = saved_name(name);
+  // A task head trained beside the adapter travels with it, as HF PEFT saves
+  // modules_to_save ("base_model.model.score.weight").
+  for (auto& [name, t] : trainable_parameters())
+    if (!method_->owns(name)) tensors.emplace_back(saved_name(name), t.detach());
+  config["modules_to_save"] = modules_to_save_.empty() ? nlohmann::json(nullptr) : nlohmann::json(modules_to_save_);
+  if (!task_type_.empty()) config["task_type"] = task_type_;
   io::save_tensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
   io::write_file_atomic((fs::path(dir) / "adapter_config.json").string(), config.dump(2) + "\n");
 }

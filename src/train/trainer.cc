@@ -350,15 +350,19 @@ class Run {
         comm_->all_reduce_sum(l);
         step_loss = l[0].item<double>();
       }
-      if (!std::isfinite(step_loss)) {
+      // A non-finite loss or gradient would poison the weights and the
+      // optimizer state: stop before the update, so the last checkpoint stays good.
+      auto stop_run = [&](const char* what, double value) {
         if (progress) progress->finish();
         const auto all = list_checkpoints(job_.output_dir);
-        fail(ErrorKind::kInvalidArgument, "step ", st.step + 1, ": the training loss is ", step_loss,
+        fail(ErrorKind::kInvalidArgument, "step ", st.step + 1, ": the training ", what, " is ", value,
              "; stopping. ", all.empty() ? std::string("No checkpoint was written yet.")
                                          : "The last good checkpoint is " + all.back() + " (--resume continues from it).",
              " Try a lower train.lr, train.max_grad_norm = 1, or float32 weights.");
-      }
+      };
+      if (!std::isfinite(step_loss)) stop_run("loss", step_loss);
       const double grad_norm = clip_grad_norm(trainable_.parameters, t_.max_grad_norm);
+      if (!std::isfinite(grad_norm)) stop_run("gradient norm", grad_norm);
       const double lr = t_.lr * lr_multiplier(t_.schedule, st.step, warmup_, total_steps_);
       optimizer_->step(lr);
       ++st.step;

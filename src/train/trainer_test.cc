@@ -20,10 +20,10 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-struct Setup {
+struct Workspace {
   TempDir tmp;
   std::string dir = tmp.path();
-  Setup() {
+  Workspace() {
     testing::write_byte_tokenizer(dir + "/tok");
     testing::write_classification_jsonl(dir + "/train.jsonl", 64, 1);
     testing::write_classification_jsonl(dir + "/dev.jsonl", 32, 2);
@@ -51,7 +51,7 @@ std::vector<double> logged(const std::string& out, const std::string& event, con
 }
 
 TEST(Trainer, LoraClassifierLearnsAndEvalReproducesTheLoggedMetric) {
-  Setup s;
+  Workspace s;
   auto j = s.job("llama", {{"peft_type", "LORA"}, {"r", 4}, {"lora_alpha", 8}}, "lora");
   j["train"]["epochs"] = 4;
   JobSpec job = JobSpec::from_json(j);
@@ -84,7 +84,7 @@ TEST(Trainer, LoraClassifierLearnsAndEvalReproducesTheLoggedMetric) {
 }
 
 // N steps straight, or N/2, stop, resume: the same losses, bit for bit.
-void expect_resume_identical(const Setup& s, const nlohmann::json& peft, const std::string& name) {
+void expect_resume_identical(const Workspace& s, const nlohmann::json& peft, const std::string& name) {
   auto j = s.job("qwen2", peft, name + "-straight");
   j["train"]["max_steps"] = 8;
   j["train"]["save_every"] = 2;
@@ -114,17 +114,17 @@ void expect_resume_identical(const Setup& s, const nlohmann::json& peft, const s
 }
 
 TEST(Trainer, ResumeIsBitExactWithDropout) {
-  Setup s;
+  Workspace s;
   expect_resume_identical(s, {{"peft_type", "LORA"}, {"r", 4}, {"lora_dropout", 0.1}}, "lora");
 }
 
 TEST(Trainer, ResumeIsBitExactForAdaMixRouting) {
-  Setup s;
+  Workspace s;
   expect_resume_identical(s, {{"peft_type", "ADAMIX"}, {"num_experts", 4}, {"bottleneck_size", 8}}, "adamix");
 }
 
 TEST(Trainer, CausalLmLossFallsOnCompletions) {
-  Setup s;
+  Workspace s;
   auto j = s.job("gpt2", {{"peft_type", "LORA"}, {"r", 8}}, "lm");
   j["dataset"] = {{"task", "causal_lm"}, {"train", s.dir + "/lm_train.jsonl"}, {"validation", s.dir + "/lm_dev.jsonl"}};
   j["train"]["epochs"] = 6;
@@ -138,7 +138,7 @@ TEST(Trainer, CausalLmLossFallsOnCompletions) {
 }
 
 TEST(Trainer, ANanLossStopsTheRunAndKeepsTheLastCheckpoint) {
-  Setup s;
+  Workspace s;
   auto j = s.job("llama", {{"peft_type", "LORA"}, {"r", 4}}, "nan");
   j["train"]["lr"] = 1e12;
   j["train"]["max_grad_norm"] = 0;
@@ -150,7 +150,8 @@ TEST(Trainer, ANanLossStopsTheRunAndKeepsTheLastCheckpoint) {
     FAIL() << "the run did not stop";
   } catch (const Error& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("the training loss is"), std::string::npos) << m;
+    EXPECT_TRUE(m.find("the training loss is") != std::string::npos ||
+                m.find("the training gradient norm is") != std::string::npos) << m;
     EXPECT_NE(m.find("last good checkpoint"), std::string::npos) << m;
   }
   auto ckpts = list_checkpoints(job.output_dir);
@@ -161,7 +162,7 @@ TEST(Trainer, ANanLossStopsTheRunAndKeepsTheLastCheckpoint) {
 }
 
 TEST(Trainer, BadDataFailsBeforeTraining) {
-  Setup s;
+  Workspace s;
   {
     std::ofstream out(s.dir + "/bad_dev.jsonl");
     out << R"({"text": "good sun", "label": "pos"})" << "\n" << R"({"text": "so so", "label": "meh"})" << "\n";
@@ -180,7 +181,7 @@ TEST(Trainer, BadDataFailsBeforeTraining) {
 }
 
 TEST(Trainer, ResumeRefusesAChangedJob) {
-  Setup s;
+  Workspace s;
   auto j = s.job("llama", {{"peft_type", "LORA"}, {"r", 4}}, "changed");
   j["train"]["max_steps"] = 2;
   run_training(JobSpec::from_json(j), {});

@@ -8,45 +8,16 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "cli_test_util.h"
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs `mixpeft <args>` through the shell, stdin from /dev/null.
-CliRun run_cli(const std::string& args) {
-  static int counter = 0;
-  std::string base = testing::TempDir() + "mixpeft_cli_test_" + std::to_string(getpid()) + "_" +
-                     std::to_string(counter++);
-  std::string out = base + ".out", err = base + ".err";
-  std::string cmd = std::string("'") + MIXPEFT_CLI_PATH + "' " + args + " </dev/null >'" + out +
-                    "' 2>'" + err + "'";
-  int status = std::system(cmd.c_str());
-  CliRun r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::remove(out.c_str());
-  std::remove(err.c_str());
-  return r;
-}
-
-bool has(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
+using mixpeft::testing::CliRun;
+using mixpeft::testing::has;
+using mixpeft::testing::run_cli;
 
 TEST(Cli, EnvWithoutBench) {
   CliRun r = run_cli("env --no-bench");

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "mixpeft/error.h"
 #include "mixpeft/job_config.h"
 #include "mixpeft/train.h"
 
