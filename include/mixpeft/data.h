@@ -48,6 +48,8 @@ enum class Format {
   kJsonl,  // one JSON object per line; blank lines skipped
   kCsv,    // RFC 4180, comma-separated, header row
   kTsv,    // tab-separated, header row (GLUE layout)
+  kText,   // plain text (.txt): one record per document, documents separated by
+           // blank lines, in one column "text" (for language modelling)
 };
 
 enum class Quoting {
@@ -56,7 +58,7 @@ enum class Quoting {
   kNone,  // no quoting: a quote character is data; a record is one line
 };
 
-const char* to_string(Format format);    // "auto", "jsonl", "csv", "tsv"
+const char* to_string(Format format);    // "auto", "jsonl", "csv", "tsv", "text"
 const char* to_string(Quoting quoting);  // "auto", "csv", "none"
 
 struct ReadOptions {
@@ -134,7 +136,7 @@ struct Columns {
   std::string text = "text";              // classification, regression
   std::string text_pair;                  // optional second sentence; "" (default) = none
   std::string label = "label";            // classification, regression
-  std::string prompt = "prompt";          // causal_lm
+  std::string prompt = "prompt";          // causal_lm; "" = no prompt (plain language modelling)
   std::string completion = "completion";  // causal_lm
 };
 
@@ -163,6 +165,12 @@ struct DatasetSpec {
   // causal_lm: append the eos token after the completion (default true), so
   // the model learns to stop. Needs a tokenizer with an eos token.
   bool add_eos = true;
+  // causal_lm: concatenate the tokenized examples of each split (in file
+  // order, each with its bos/eos) and cut them into blocks of max_length
+  // tokens, as HF's run_clm group_texts (the last, shorter block is kept).
+  // Examples are then not truncated. Default false. Needs a max_length
+  // (dataset.max_length or the tokenizer's model_max_length).
+  bool pack = false;
   // Folder for the tokenization cache, created when missing. "" (default):
   // no cache, tokenize on every load. Not part of the cache key.
   std::string cache_dir;

@@ -38,7 +38,11 @@ namespace mixpeft::train {
 
 // [model]: the pretrained checkpoint and how to load it.
 struct ModelSpec {
-  std::string path;          // HF folder: config.json + model.safetensors (required)
+  std::string path;          // HF folder: config.json + model.safetensors
+  // A config.json for a model trained from scratch (pretraining): its
+  // weights start from the seeded initialisation. Exactly one of path and
+  // config is set; config needs peft_type FULL and a tokenizer.
+  std::string config;
   std::string tokenizer;     // folder or tokenizer.json; "" = path
   std::string dtype = "float32";  // "float32" or "bfloat16" (frozen weights and compute)
 };
@@ -105,9 +109,11 @@ struct Trainable {
   std::shared_ptr<peft::PeftModel> peft;  // null for FULL and HEAD
   std::string method;                      // "LORA", ..., "FULL", "HEAD"
   std::vector<std::pair<std::string, at::Tensor>> parameters;  // those that train, in model order
+  std::string tokenizer_dir;  // copied beside FULL / HEAD models, so they load on their own
   int64_t num_trainable() const;
   int64_t num_parameters() const;
-  // PEFT: adapter_config.json + adapter_model.safetensors; FULL / HEAD: an HF model folder.
+  // PEFT: adapter_config.json + adapter_model.safetensors; FULL / HEAD: an HF
+  // model folder (config.json, model.safetensors, and the tokenizer files).
   void save(const std::string& dir) const;
 };
 

@@ -123,7 +123,7 @@ void resolve_columns(const DatasetSpec& spec, Source& s) {
   };
   bool test = s.name == "test";
   if (spec.task == Task::kCausalLm) {
-    s.prompt = need(spec.columns.prompt, "prompt");
+    s.prompt = spec.columns.prompt.empty() ? -1 : need(spec.columns.prompt, "prompt");  // "" = no prompt
     s.completion = test ? t.column_index(spec.columns.completion) : need(spec.columns.completion, "completion");
   } else {
     s.text = need(spec.columns.text, "text");
@@ -169,6 +169,7 @@ struct Encoder {
   const DatasetSpec& spec;
   const tok::Tokenizer& tok;
   size_t max_length = 0;  // 0 = no limit
+  size_t block = 0;       // pack: tokens per block
   bool add_bos = false;
   int32_t bos = -1, eos = -1;
   std::map<std::string, int64_t> label_ids;
@@ -176,6 +177,12 @@ struct Encoder {
   Encoder(const DatasetSpec& s, const tok::Tokenizer& t) : spec(s), tok(t) {
     max_length = spec.max_length ? spec.max_length : tok.model_max_length();
     if (spec.task != Task::kCausalLm) return;
+    if (spec.pack) {
+      MIXPEFT_CHECK(max_length > 0, ErrorKind::kInvalidArgument,
+                    "dataset.pack: needs a block length: set dataset.max_length (the tokenizer has no model_max_length)");
+      block = max_length;
+      max_length = 0;  // documents are cut into blocks, not truncated
+    }
     bos = tok.special_ids().bos;
     eos = tok.special_ids().eos;
     std::vector<tok::TokenId> tmpl = tok.encode("", true);
@@ -237,7 +244,8 @@ struct Encoder {
   // Over max_length: the prompt loses tokens from its start, then the
   // completion (with its eos) from its end.
   void encode_causal(const Source& s, const Row& row, Example& ex) const {
-    std::vector<tok::TokenId> prompt = tok.encode(text_of(s, row, s.prompt), false);
+    std::vector<tok::TokenId> prompt;
+    if (s.prompt >= 0) prompt = tok.encode(text_of(s, row, s.prompt), false);
     std::vector<tok::TokenId> tail;
     if (s.completion >= 0) {
       ex.reference = text_of(s, row, s.completion);
@@ -264,6 +272,27 @@ struct Encoder {
     ex.labels.insert(ex.labels.end(), tail.begin(), tail.end());
   }
 };
+
+// HF group_texts: the examples' tokens (and labels) end to end, cut into
+// blocks of `block` tokens; the last block may be shorter. A block's line is
+// the line of the record it starts in.
+std::vector<Example> pack_examples(const std::vector<Example>& examples, size_t block) {
+  std::vector<Example> out;
+  Example cur;
+  for (const Example& e : examples) {
+    for (size_t i = 0; i < e.input_ids.size(); ++i) {
+      if (cur.input_ids.empty()) cur.line = e.line;
+      cur.input_ids.push_back(e.input_ids[i]);
+      cur.labels.push_back(e.labels[i]);
+      if (cur.input_ids.size() == block) {
+        out.push_back(std::move(cur));
+        cur = Example();
+      }
+    }
+  }
+  if (!cur.input_ids.empty()) out.push_back(std::move(cur));
+  return out;
+}
 
 std::string cache_key(const DatasetSpec& spec, const tok::Tokenizer& tok,
                       const std::vector<std::pair<std::string, std::string>>& files) {
@@ -347,6 +376,7 @@ Dataset load_dataset(const DatasetSpec& spec, const tok::Tokenizer& tokenizer) {
     split.path = s.table.path;
     split.examples.reserve(s.table.rows.size());
     for (const Row& row : s.table.rows) split.examples.push_back(enc.encode(s, row));
+    if (spec.pack) split.examples = pack_examples(split.examples, enc.block);
   }
   if (!spec.cache_dir.empty()) {
     std::error_code ec;

@@ -414,9 +414,9 @@ TEST(DatasetErrors, MissingFileAndUnknownExtension) {
   TempDir d;
   auto s = spec_for(Task::kClassification, d.write("train.csv", "text,label\nok,1\n"), d.file("dev.csv"));
   EXPECT_TRUE(throws_error([&] { load_dataset(s, bert()); }, ErrorKind::kNotFound, s.validation + ": "));
-  s.validation = d.write("dev.txt", "text,label\nok,1\n");
+  s.validation = d.write("dev.xml", "text,label\nok,1\n");
   EXPECT_TRUE(throws_error([&] { load_dataset(s, bert()); }, ErrorKind::kInvalidArgument,
-                           s.validation + ": cannot tell the format from the extension .txt"));
+                           s.validation + ": cannot tell the format from the extension .xml"));
   s.read.format = Format::kCsv;
   EXPECT_EQ(load_dataset(s, bert()).validation.size(), 1u);
 }
@@ -435,6 +435,53 @@ TEST(PadId, FromTheTokenizer) {
   auto t = byte_tokenizer(false);         // neither pad nor eos
   EXPECT_TRUE(throws_error([&] { pad_id_for(*t); }, ErrorKind::kInvalidArgument,
                            "tokenizer: no pad token and no eos token"));
+}
+
+}  // namespace
+}  // namespace mixpeft::data
+
+namespace mixpeft::data {
+namespace {
+
+// ---- plain text and packing ---------------------------------------------------------------
+
+TEST(Dataset, PlainTextDocumentsPackIntoBlocks) {
+  TempDir d;
+  // Two documents (a blank line between them; the first spans two lines).
+  std::string text = "Hello world\nHello\n\n  \nThe quick brown fox jumps over the lazy dog.\n";
+  auto s = spec_for(Task::kCausalLm, d.write("train.txt", text), d.write("dev.txt", text));
+  s.columns.prompt = "";  // no prompt: every token is a target
+  s.columns.completion = "text";
+  Dataset ds = load_dataset(s, gpt2());
+  ASSERT_EQ(ds.train.size(), 2u);
+  EXPECT_EQ(ds.train.examples[0].line, 1);
+  EXPECT_EQ(ds.train.examples[1].line, 5);
+  EXPECT_EQ(ds.train.examples[0].labels, ds.train.examples[0].input_ids);
+  // "Hello world\nHello" + eos, then the fox sentence (10 ids) + eos: 16 ids in
+  // blocks of 5, the last one shorter.
+  std::vector<int32_t> all;
+  for (const auto& e : ds.train.examples) all.insert(all.end(), e.input_ids.begin(), e.input_ids.end());
+  ASSERT_EQ(all.size(), 16u);
+  s.pack = true;
+  s.max_length = 5;
+  ds = load_dataset(s, gpt2());
+  ASSERT_EQ(ds.train.size(), 4u);
+  std::vector<int32_t> packed;
+  for (const auto& e : ds.train.examples) {
+    EXPECT_EQ(e.labels, e.input_ids);
+    packed.insert(packed.end(), e.input_ids.begin(), e.input_ids.end());
+  }
+  EXPECT_EQ(packed, all);  // nothing truncated, nothing reordered
+  EXPECT_EQ(ds.train.examples[3].length(), 1u);
+  EXPECT_EQ(ds.train.examples[0].line, 1);
+  EXPECT_EQ(ds.train.examples[1].line, 5);  // starts inside the second document
+}
+
+TEST(Dataset, PackIsForCausalLmWithABlockLength) {
+  EXPECT_TRUE(throws_error([] {
+    DatasetSpec::from_json(nlohmann::json{{"task", "classification"}, {"train", "a.jsonl"}, {"validation", "b.jsonl"},
+                                          {"pack", true}});
+  }, ErrorKind::kInvalidArgument, "dataset.pack: only a causal_lm task packs examples"));
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"task",   "train",  "validation", "test",
                                            "format", "quoting", "header",    "columns",
-                                           "labels", "max_length", "add_eos", "cache_dir"};
+                                           "labels", "max_length", "add_eos", "pack", "cache_dir"};
 
 std::vector<std::string> column_keys(Task task) {
   if (task == Task::kCausalLm) return {"prompt", "completion"};
@@ -106,7 +106,8 @@ DatasetSpec DatasetSpec::from_json(const json& j, const std::string& base_dir, c
                                        {{"auto", Format::kAuto},
                                         {"jsonl", Format::kJsonl},
                                         {"csv", Format::kCsv},
-                                        {"tsv", Format::kTsv}});
+                                        {"tsv", Format::kTsv},
+                                        {"text", Format::kText}});
   }
   if (j.contains("quoting")) {
     s.read.quoting = parse_enum<Quoting>(
@@ -175,6 +176,13 @@ DatasetSpec DatasetSpec::from_json(const json& j, const std::string& base_dir, c
     }
     s.add_eos = get_bool(j["add_eos"], key("add_eos"));
   }
+  if (j.contains("pack")) {
+    if (s.task != Task::kCausalLm) {
+      fail(ErrorKind::kInvalidArgument, key("pack"), ": only a causal_lm task packs examples (this task is ",
+           to_string(s.task), ")");
+    }
+    s.pack = get_bool(j["pack"], key("pack"));
+  }
   if (j.contains("cache_dir")) s.cache_dir = resolve(get_string(j["cache_dir"], key("cache_dir")), base_dir);
   s.validate(where);
   return s;
@@ -194,6 +202,7 @@ json DatasetSpec::to_json() const {
     c["prompt"] = columns.prompt;
     c["completion"] = columns.completion;
     j["add_eos"] = add_eos;
+    j["pack"] = pack;
   } else {
     c["text"] = columns.text;
     if (!columns.text_pair.empty()) c["text_pair"] = columns.text_pair;
@@ -213,7 +222,6 @@ void DatasetSpec::validate(const std::string& where) const {
   MIXPEFT_CHECK(!validation.empty(), ErrorKind::kInvalidArgument, key("validation"),
                 ": missing (the validation file: .jsonl, .csv or .tsv)");
   if (task == Task::kCausalLm) {
-    MIXPEFT_CHECK(!columns.prompt.empty(), ErrorKind::kInvalidArgument, key("columns.prompt"), ": empty");
     MIXPEFT_CHECK(!columns.completion.empty(), ErrorKind::kInvalidArgument, key("columns.completion"),
                   ": empty");
     MIXPEFT_CHECK(columns.prompt != columns.completion, ErrorKind::kInvalidArgument,

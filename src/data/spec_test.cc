@@ -172,7 +172,7 @@ TEST(Spec, ValueErrors) {
   j = minimal();
   j["format"] = "parquet";
   EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.format: unknown value \"parquet\" (valid: auto, jsonl, csv, tsv)"));
+                           "dataset.format: unknown value \"parquet\" (valid: auto, jsonl, csv, tsv, text)"));
   j = minimal();
   j["quoting"] = "double";
   EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,

@@ -15,6 +15,7 @@ const char* to_string(Format format) {
     case Format::kJsonl: return "jsonl";
     case Format::kCsv: return "csv";
     case Format::kTsv: return "tsv";
+    case Format::kText: return "text";
   }
   return "?";
 }
@@ -117,13 +118,14 @@ Format detect_format(const std::string& path) {
   if (ends_with(".jsonl") || ends_with(".json")) return Format::kJsonl;
   if (ends_with(".csv")) return Format::kCsv;
   if (ends_with(".tsv")) return Format::kTsv;
+  if (ends_with(".txt")) return Format::kText;
   size_t slash = path.find_last_of('/');
   size_t dot = path.find_last_of('.');
   std::string ext = (dot == std::string::npos || (slash != std::string::npos && dot < slash))
                         ? std::string("(none)")
                         : path.substr(dot);
   fail(ErrorKind::kInvalidArgument, path, ": cannot tell the format from the extension ", ext,
-       " (known: .jsonl, .json, .csv, .tsv); set dataset.format to \"jsonl\", \"csv\" or \"tsv\"");
+       " (known: .jsonl, .json, .csv, .tsv, .txt); set dataset.format to \"jsonl\", \"csv\", \"tsv\" or \"text\"");
 }
 
 namespace {
@@ -353,6 +355,39 @@ void parse_delimited(std::string_view text, char delim, bool quoted, bool header
   }
 }
 
+// Documents separated by one or more blank lines (lines of only spaces or
+// tabs count as blank); each keeps its inner line breaks.
+void parse_text(std::string_view text, Table& t) {
+  t.columns = {"text"};
+  std::string doc;
+  int64_t line = 0, doc_line = 0;
+  auto flush = [&] {
+    if (doc.empty()) return;
+    Row row;
+    row.line = doc_line;
+    row.fields.push_back(Field{FieldType::kString, std::move(doc)});
+    t.rows.push_back(std::move(row));
+    doc.clear();
+  };
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(pos, end - pos);
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    ++line;
+    if (l.find_first_not_of(" \t") == std::string_view::npos) {
+      flush();
+    } else {
+      if (doc.empty()) doc_line = line;
+      else doc += '\n';
+      doc.append(l);
+    }
+    pos = end + 1;
+  }
+  flush();
+}
+
 }  // namespace
 
 Table parse_table(std::string_view text, const std::string& path, const ReadOptions& options) {
@@ -362,6 +397,10 @@ Table parse_table(std::string_view text, const std::string& path, const ReadOpti
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   if (t.format == Format::kJsonl) {
     parse_jsonl(text, t);
+    return t;
+  }
+  if (t.format == Format::kText) {
+    parse_text(text, t);
     return t;
   }
   Quoting q = options.quoting;

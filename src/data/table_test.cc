@@ -209,8 +209,8 @@ TEST(Format, FromExtension) {
   EXPECT_EQ(detect_format("b.JSON"), Format::kJsonl);
   EXPECT_EQ(detect_format("b.Csv"), Format::kCsv);
   EXPECT_EQ(detect_format("glue/SST-2/train.tsv"), Format::kTsv);
-  EXPECT_TRUE(throws_error([] { detect_format("data/train.txt"); }, ErrorKind::kInvalidArgument,
-                           "data/train.txt: cannot tell the format from the extension .txt",
+  EXPECT_TRUE(throws_error([] { detect_format("data/train.xml"); }, ErrorKind::kInvalidArgument,
+                           "data/train.xml: cannot tell the format from the extension .xml",
                            {"dataset.format"}));
   EXPECT_TRUE(throws_error([] { detect_format("data.d/train"); }, ErrorKind::kInvalidArgument,
                            "data.d/train: cannot tell the format from the extension (none)"));

@@ -1,6 +1,9 @@
-// ProcessGroupGloo.hpp declares its class only under USE_C10D_GLOO; Debian's
-// libtorch_cpu is built with Gloo (its headers come from libgloo-dev).
+// ProcessGroupGloo.hpp declares its class only under USE_C10D_GLOO, which
+// TorchConfig.cmake defines for Debian's libtorch (built with Gloo; its
+// headers come from libgloo-dev).
+#ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
+#endif
 #include "train/distributed.h"
 
 #include <chrono>

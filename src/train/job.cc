@@ -88,8 +88,13 @@ JobSpec JobSpec::from_json(const nlohmann::json& job, const std::string& base_di
   {
     peft::ConfigReader rd(section(job, "model", true), "model", false);
     spec.model.path = resolve(rd.get_string("path", ""), base_dir);
-    if (spec.model.path.empty()) rd.bad("path", "is required (a Hugging Face model folder)");
+    spec.model.config = resolve(rd.get_string("config", ""), base_dir);
+    if (spec.model.path.empty() == spec.model.config.empty())
+      rd.bad("path", "or \"config\" is required, not both (path: a Hugging Face model folder; config: a "
+                     "config.json to train from scratch)");
     spec.model.tokenizer = resolve(rd.get_string("tokenizer", ""), base_dir);
+    if (!spec.model.config.empty() && spec.model.tokenizer.empty())
+      rd.bad("tokenizer", "is required with \"config\" (a model from scratch has no tokenizer of its own)");
     spec.model.dtype = rd.get_string("dtype", "float32", {"float32", "bfloat16"});
     rd.finish();
   }
@@ -103,6 +108,9 @@ JobSpec JobSpec::from_json(const nlohmann::json& job, const std::string& base_di
                   return s;
                 }());
   const std::string method = spec.method();
+  if (!spec.model.config.empty() && method != "FULL")
+    fail(ErrorKind::kInvalidArgument, "peft: a model from scratch (model.config) trains with peft_type FULL, not ",
+         method);
   if (method == "FULL" || method == "HEAD") {
     peft::ConfigReader rd(spec.peft, "peft", false);
     rd.accept({"peft_type"});
@@ -178,7 +186,7 @@ nlohmann::json JobSpec::to_json() const {
   nlohmann::json j;
   j["output_dir"] = output_dir;
   j["seed"] = seed;
-  j["model"] = {{"path", model.path}, {"tokenizer", model.tokenizer}, {"dtype", model.dtype}};
+  j["model"] = {{"path", model.path}, {"config", model.config}, {"tokenizer", model.tokenizer}, {"dtype", model.dtype}};
   j["dataset"] = dataset.to_json();
   j["peft"] = peft;
   const TrainConfig& t = train;
@@ -342,15 +350,37 @@ int64_t Trainable::num_parameters() const {
 void Trainable::save(const std::string& dir) const {
   if (peft) {
     peft->save(dir);
-  } else {
-    save_model(*model, dir);
+    return;
+  }
+  save_model(*model, dir);
+  // The tokenizer files travel with a whole model, so the folder loads on its own.
+  const fs::path src = fs::is_directory(tokenizer_dir) ? fs::path(tokenizer_dir) : fs::path(tokenizer_dir).parent_path();
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                           "merges.txt", "vocab.txt"}) {
+    const fs::path file = src / name;
+    if (!fs::exists(file)) continue;
+    io::write_file_atomic((fs::path(dir) / name).string(), io::read_file(file.string()));
   }
 }
 
 Trainable build_trainable(const JobSpec& job, const data::Dataset& dataset) {
   Trainable t;
   t.method = job.method();
-  t.model = load_task_model(job.model.path, job.model.dtype, dataset.task, dataset.label_names, job.seed);
+  t.tokenizer_dir = job.model.tokenizer.empty() ? job.model.path : job.model.tokenizer;
+  if (!job.model.config.empty()) {
+    nlohmann::json config;
+    try {
+      config = nlohmann::json::parse(io::read_file(job.model.config));
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(ErrorKind::kCorrupt, job.model.config, ": malformed JSON: ", e.what());
+    }
+    const int64_t num_labels = dataset.task == data::Task::kRegression ? 1 : static_cast<int64_t>(dataset.label_names.size());
+    LoadOptions options = load_options_for_task(config, dataset.task, num_labels, job.seed, job.model.config);
+    options.dtype = job.model.dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;
+    t.model = create_model(config, options);
+  } else {
+    t.model = load_task_model(job.model.path, job.model.dtype, dataset.task, dataset.label_names, job.seed);
+  }
   const bool classifier = dataset.task != data::Task::kCausalLm;
   if (t.method == "FULL" || t.method == "HEAD") {
     std::set<std::string> head;

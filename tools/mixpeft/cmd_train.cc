@@ -19,21 +19,12 @@
 
 #include "commands.h"
 #include "job_util.h"
+#include "train_command.h"
 #include "mixpeft/report.h"
 #include "mixpeft/runtime.h"
 
 namespace mixpeft::cli {
 namespace {
-
-struct TrainArgs {
-  std::string job;
-  std::vector<std::string> sets;
-  bool resume = false;
-  std::string resume_from;
-  int nproc = 1;
-  std::string progress;
-  int64_t stop_after = 0;
-};
 
 // A free TCP port on 127.0.0.1 for the c10d store (bound and released).
 int free_port() {
@@ -58,7 +49,7 @@ int launch(const TrainArgs& a) {
   const int threads = g.threads > 0 ? g.threads : std::max(1, default_num_threads() / a.nproc);
   const int port = free_port();
   std::vector<std::string> args = {"/proc/self/exe", "--threads", std::to_string(threads), "--device",
-                                   g.device_spec, "train", a.job};
+                                   g.device_spec, a.pretrain ? "pretrain" : "train", a.job};
   for (const auto& s : a.sets) args.insert(args.end(), {"--set", s});
   if (a.resume) args.push_back("--resume");
   if (!a.resume_from.empty()) args.insert(args.end(), {"--resume-from", a.resume_from});
@@ -124,13 +115,15 @@ std::string number(const nlohmann::json& m, const std::string& key) {
   return buf;
 }
 
+}  // namespace
+
 void run_train(const TrainArgs& a) {
   if (a.nproc > 1) {
     const int code = launch(a);
     if (code != 0) std::exit(code);
     return;
   }
-  train::JobSpec job = load_job(a.job, a.sets);
+  train::JobSpec job = load_job(a.job, a.sets, a.pretrain);
   if (!a.progress.empty()) job.train.progress = a.progress;
   train::RunOptions options;
   options.resume = a.resume || !a.resume_from.empty();
@@ -157,11 +150,7 @@ void run_train(const TrainArgs& a) {
                                  << " evaluations\n";
 }
 
-}  // namespace
-
-void add_train_command(CLI::App& app) {
-  static TrainArgs a;
-  auto* cmd = app.add_subcommand("train", "Fine-tune a model on a dataset as a job file (TOML or JSON) says");
+void add_train_options(CLI::App* cmd, TrainArgs& a) {
   cmd->add_option("job", a.job, "Job file (.toml or .json); docs/TRAINING.md lists every key")->required();
   cmd->add_option("--set", a.sets, "Override a key of the job: --set train.lr=1e-3 (repeatable)")
       ->type_name("KEY=VALUE")
@@ -176,6 +165,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--stop-after", a.stop_after, "Stop after this many steps as if interrupted (for testing resume)")
       ->group("")  // hidden
       ->type_name("N");
+}
+
+void add_train_command(CLI::App& app) {
+  static TrainArgs a;
+  auto* cmd = app.add_subcommand("train", "Fine-tune a model on a dataset as a job file (TOML or JSON) says");
+  add_train_options(cmd, a);
   cmd->callback([] { run_train(a); });
 }
 

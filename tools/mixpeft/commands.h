@@ -34,6 +34,7 @@ class App;
   X(generate)     /* cmd_generate.cc: continue a prompt (KV cache, sampling) */  \
   X(init_adapter) /* cmd_init_adapter.cc: a fresh adapter and its cost */        \
   X(train)        /* cmd_train.cc: fine-tune as a job file says */               \
+  X(pretrain)     /* cmd_pretrain.cc: train a model from scratch */              \
   X(eval)         /* cmd_eval.cc: metrics of an adapter or model on a split */   \
   X(merge)        /* cmd_merge.cc: fold an adapter into the base, save HF */     \
   X(export)       /* cmd_export.cc: an adapter as HF PEFT LoRA */     \
