@@ -1,12 +1,14 @@
-// Helpers shared by the model tests.
+// Helpers shared by the tests that run models (models, generate, peft,
+// conformance): fixtures, their reference dumps, comparisons.
+// TempDir and the error assertions come from core/test_util.h.
 #pragma once
 
-#include <filesystem>
 #include <map>
 #include <string>
 
 #include <torch/torch.h>
 
+#include "core/test_util.h"
 #include "mixpeft/checkpoint.h"
 
 namespace mixpeft::testing {
@@ -28,22 +30,5 @@ inline double max_abs_diff_at(const at::Tensor& a, const at::Tensor& b, const at
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max().item<double>();
 }
-
-// A fresh temporary folder, removed at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mixpeft-test-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace mixpeft::testing
