@@ -12,20 +12,12 @@ namespace mixpeft::peft {
 namespace {
 
 using mixpeft::testing::fixture_dir;
+using mixpeft::testing::inputs_for;
+using mixpeft::testing::main_output;
 using mixpeft::testing::max_abs_diff;
 using mixpeft::testing::throws_error;
 
 constexpr int64_t kHidden = 64, kLayers = 2;
-
-ModelInputs inputs_for(const std::string& arch) {
-  auto ref = mixpeft::testing::reference(arch);
-  ModelInputs in;
-  in.input_ids = ref.at("input_ids");
-  in.attention_mask = ref.at("attention_mask");
-  return in;
-}
-
-at::Tensor main_output(const ModelOutputs& out) { return out.logits.defined() ? out.logits : out.last_hidden_state; }
 
 std::shared_ptr<PeftModel> make(const std::string& arch, nlohmann::json config) {
   config["peft_type"] = "BOTTLENECK";

@@ -15,19 +15,11 @@ namespace mixpeft::peft {
 namespace {
 
 using mixpeft::testing::fixture_dir;
+using mixpeft::testing::inputs_for;
+using mixpeft::testing::main_output;
 using mixpeft::testing::max_abs_diff;
 using mixpeft::testing::TempDir;
 using mixpeft::testing::throws_error;
-
-ModelInputs inputs_for(const std::string& arch) {
-  auto ref = mixpeft::testing::reference(arch);
-  ModelInputs in;
-  in.input_ids = ref.at("input_ids");
-  in.attention_mask = ref.at("attention_mask");
-  return in;
-}
-
-at::Tensor main_output(const ModelOutputs& out) { return out.logits.defined() ? out.logits : out.last_hidden_state; }
 
 // B starts at 0, which would make every check below trivially pass: give
 // every trainable tensor random values.

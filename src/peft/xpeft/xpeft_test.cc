@@ -19,21 +19,13 @@ namespace mixpeft::peft::xpeft {
 namespace {
 
 using mixpeft::testing::fixture_dir;
+using mixpeft::testing::inputs_for;
+using mixpeft::testing::main_output;
 using mixpeft::testing::max_abs_diff;
 using mixpeft::testing::TempDir;
 using mixpeft::testing::throws_error;
 
 constexpr int64_t kLayers = 2, kHidden = 64;  // every fixture
-
-ModelInputs inputs_for(const std::string& arch) {
-  auto ref = mixpeft::testing::reference(arch);
-  ModelInputs in;
-  in.input_ids = ref.at("input_ids");
-  in.attention_mask = ref.at("attention_mask");
-  return in;
-}
-
-at::Tensor main_output(const ModelOutputs& out) { return out.logits.defined() ? out.logits : out.last_hidden_state; }
 
 XpeftMethod& xpeft_of(PeftModel& peft) { return dynamic_cast<XpeftMethod&>(peft.method()); }
 
