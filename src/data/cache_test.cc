@@ -14,7 +14,7 @@ namespace {
 using testing::bert;
 using testing::gpt2;
 using testing::TempDir;
-using testing::throws_error;
+using testing::throws_error_starting_with;
 using Ids = std::vector<int32_t>;
 
 std::vector<std::string> files_in(const std::string& dir) {
@@ -159,8 +159,8 @@ TEST(Cache, CorruptCacheIsRewritten) {
 TEST(Cache, NothingIsCachedWhenLoadingFails) {
   Fixture f;
   f.dir.write("dev.tsv", "sentence\tlabel\nworld\tmaybe\n");
-  EXPECT_TRUE(throws_error([&] { load_dataset(f.spec, bert()); }, ErrorKind::kInvalidArgument,
-                           f.spec.validation + ":2: label \"maybe\" is not a known label"));
+  EXPECT_TRUE(throws_error_starting_with([&] { load_dataset(f.spec, bert()); }, ErrorKind::kInvalidArgument,
+                                         f.spec.validation + ":2: label \"maybe\" is not a known label"));
   EXPECT_TRUE(!std::filesystem::exists(f.spec.cache_dir) || files_in(f.spec.cache_dir).empty());
 }
 
@@ -199,8 +199,8 @@ TEST(Cache, UnwritableCacheFolder) {
   Fixture f;
   f.dir.write("blocker", "a file, not a folder");
   f.spec.cache_dir = f.dir.file("blocker/cache");
-  EXPECT_TRUE(throws_error([&] { load_dataset(f.spec, bert()); }, ErrorKind::kIO,
-                           f.spec.cache_dir + ": cannot create the cache folder"));
+  EXPECT_TRUE(throws_error_starting_with([&] { load_dataset(f.spec, bert()); }, ErrorKind::kIO,
+                                         f.spec.cache_dir + ": cannot create the cache folder"));
 }
 
 }  // namespace

@@ -8,7 +8,7 @@ namespace mixpeft::data {
 namespace {
 
 using nlohmann::json;
-using testing::throws_error;
+using testing::throws_error_starting_with;
 
 json minimal(const char* task = "classification") {
   return json{{"task", task}, {"train", "train.tsv"}, {"validation", "dev.tsv"}};
@@ -82,30 +82,32 @@ TEST(Spec, RelativePathsUseBaseDir) {
 TEST(Spec, UnknownKeyListsTheValidOnes) {
   json j = minimal();
   j["max_len"] = 128;
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset: unknown key \"max_len\" (valid keys: task, train, validation, test, "
-                           "format, quoting, header, columns, labels, max_length, add_eos, cache_dir)"));
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j, "", "run.json: data"); }, ErrorKind::kInvalidArgument,
-                           "run.json: data: unknown key \"max_len\""));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset: unknown key \"max_len\" (valid keys: task, train, validation, test, "
+                                         "format, quoting, header, columns, labels, max_length, add_eos, cache_dir)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j, "", "run.json: data"); },
+                                         ErrorKind::kInvalidArgument, "run.json: data: unknown key \"max_len\""));
 }
 
 TEST(Spec, ColumnKeysDependOnTheTask) {
   json j = minimal();
   j["columns"] = {{"prompt", "p"}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.prompt: not used by task classification (its columns: text, "
-                           "text_pair, label)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.columns.prompt: not used by task classification (its columns: text, "
+                                         "text_pair, label)"));
   j["columns"] = {{"sentence", "s"}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns: unknown key \"sentence\" (valid for task classification: text, "
-                           "text_pair, label)"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+      "dataset.columns: unknown key \"sentence\" (valid for task classification: text, "
+      "text_pair, label)"));
   json c = minimal("causal_lm");
   c["columns"] = {{"text", "t"}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(c); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.text: not used by task causal_lm (its columns: prompt, completion)"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { DatasetSpec::from_json(c); }, ErrorKind::kInvalidArgument,
+      "dataset.columns.text: not used by task causal_lm (its columns: prompt, completion)"));
   j["columns"] = {{"text", 3}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.text: expected a string, found a number"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.columns.text: expected a string, found a number"));
   j["columns"] = {{"text", "s"}, {"text_pair", nullptr}};
   EXPECT_EQ(DatasetSpec::from_json(j).columns.text_pair, "");
 }
@@ -113,91 +115,95 @@ TEST(Spec, ColumnKeysDependOnTheTask) {
 TEST(Spec, TaskErrors) {
   json j = minimal();
   j.erase("task");
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset: missing key \"task\""));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset: missing key \"task\""));
   j["task"] = "seq2seq";
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.task: unknown value \"seq2seq\" (valid: classification, regression, causal_lm)"));
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(json::array()); }, ErrorKind::kInvalidArgument,
-                           "dataset: expected an object, found an array"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+      "dataset.task: unknown value \"seq2seq\" (valid: classification, regression, causal_lm)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(json::array()); }, ErrorKind::kInvalidArgument,
+                                         "dataset: expected an object, found an array"));
 }
 
 TEST(Spec, MissingFiles) {
   json j = minimal();
   j.erase("train");
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.train: missing"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.train: missing"));
   j = minimal();
   j.erase("validation");
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.validation: missing"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.validation: missing"));
 }
 
 TEST(Spec, LabelErrors) {
   json j = minimal("regression");
   j["labels"] = {"a"};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.labels: only a classification task has labels (this task is regression)"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+      "dataset.labels: only a classification task has labels (this task is regression)"));
   j = minimal();
   j["labels"] = {"a", 1.5};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.labels[1]: expected a string or an integer, found a non-integer number"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+      "dataset.labels[1]: expected a string or an integer, found a non-integer number"));
   j["labels"] = {"a", "b", "a"};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.labels[2]: \"a\" is listed twice"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.labels[2]: \"a\" is listed twice"));
   j["labels"] = {"0", 0};  // the same label written two ways
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.labels[1]: \"0\" is listed twice"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.labels[1]: \"0\" is listed twice"));
   j["labels"] = "a,b";
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.labels: expected an array, found a string"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.labels: expected an array, found a string"));
 }
 
 TEST(Spec, ValueErrors) {
   json j = minimal();
   j["max_length"] = -1;
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.max_length: expected a non-negative integer", {"found -1"}));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.max_length: expected a non-negative integer", {"found -1"}));
   j["max_length"] = "128";
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.max_length: expected a non-negative integer", {"found \"128\""}));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.max_length: expected a non-negative integer", {"found \"128\""}));
   j = minimal();
   j["add_eos"] = true;
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.add_eos: only a causal_lm task adds eos (this task is classification)"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+      "dataset.add_eos: only a causal_lm task adds eos (this task is classification)"));
   j = minimal();
   j["header"] = "yes";
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.header: expected true or false, found a string"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.header: expected true or false, found a string"));
   j = minimal();
   j["format"] = "parquet";
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.format: unknown value \"parquet\" (valid: auto, jsonl, csv, tsv, text)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.format: unknown value \"parquet\" (valid: auto, jsonl, csv, tsv, text)"));
   j = minimal();
   j["quoting"] = "double";
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.quoting: unknown value \"double\" (valid: auto, csv, none)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.quoting: unknown value \"double\" (valid: auto, csv, none)"));
   j = minimal();
   j["train"] = 5;
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.train: expected a string, found a number"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.train: expected a string, found a number"));
 }
 
 TEST(Spec, SameColumnTwice) {
   json j = minimal();
   j["columns"] = {{"text", "s"}, {"text_pair", "s"}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.text_pair: the same column as columns.text (\"s\")"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.columns.text_pair: the same column as columns.text (\"s\")"));
   j["columns"] = {{"text", "s"}, {"label", "s"}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.label: the same column as a text column (\"s\")"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.columns.label: the same column as a text column (\"s\")"));
   json c = minimal("causal_lm");
   c["columns"] = {{"prompt", "x"}, {"completion", "x"}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(c); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.completion: the same column as columns.prompt (\"x\")"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(c); }, ErrorKind::kInvalidArgument,
+                                         "dataset.columns.completion: the same column as columns.prompt (\"x\")"));
   j["columns"] = {{"text", ""}};
-  EXPECT_TRUE(throws_error([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
-                           "dataset.columns.text: empty"));
+  EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
+                                         "dataset.columns.text: empty"));
 }
 
 }  // namespace

@@ -6,7 +6,7 @@ namespace mixpeft::data {
 namespace {
 
 using testing::TempDir;
-using testing::throws_error;
+using testing::throws_error_starting_with;
 
 std::vector<std::string> texts(const Table& t, size_t col) {
   std::vector<std::string> out;
@@ -59,19 +59,19 @@ TEST(Jsonl, ByteOrderMarkAndUnicode) {
 
 TEST(Jsonl, MalformedLineNamesFileAndLine) {
   std::string text = "{\"text\": \"a\"}\n\n{\"text\": \"b\",}\n";
-  EXPECT_TRUE(throws_error([&] { parse_table(text, "data/train.jsonl"); }, ErrorKind::kCorrupt,
-                           "data/train.jsonl:3: malformed JSON: column "));
-  EXPECT_TRUE(throws_error([&] { parse_table("{\"a\": 1}\n{\"a\": 2} {\"a\": 3}\n", "x.jsonl"); },
-                           ErrorKind::kCorrupt, "x.jsonl:2: malformed JSON: "));
-  EXPECT_TRUE(throws_error([&] { parse_table("{\"text\": \"\xFF\"}\n", "x.jsonl"); }, ErrorKind::kCorrupt,
-                           "x.jsonl:1: malformed JSON: "));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table(text, "data/train.jsonl"); }, ErrorKind::kCorrupt,
+                                         "data/train.jsonl:3: malformed JSON: column "));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("{\"a\": 1}\n{\"a\": 2} {\"a\": 3}\n", "x.jsonl"); },
+                                         ErrorKind::kCorrupt, "x.jsonl:2: malformed JSON: "));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("{\"text\": \"\xFF\"}\n", "x.jsonl"); }, ErrorKind::kCorrupt,
+                                         "x.jsonl:1: malformed JSON: "));
 }
 
 TEST(Jsonl, LineThatIsNotAnObject) {
-  EXPECT_TRUE(throws_error([&] { parse_table("{\"a\": 1}\n[1, 2]\n", "x.jsonl"); }, ErrorKind::kCorrupt,
-                           "x.jsonl:2: expected a JSON object, found an array"));
-  EXPECT_TRUE(throws_error([&] { parse_table("\"text\"\n", "x.jsonl"); }, ErrorKind::kCorrupt,
-                           "x.jsonl:1: expected a JSON object, found a single value"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("{\"a\": 1}\n[1, 2]\n", "x.jsonl"); }, ErrorKind::kCorrupt,
+                                         "x.jsonl:2: expected a JSON object, found an array"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("\"text\"\n", "x.jsonl"); }, ErrorKind::kCorrupt,
+                                         "x.jsonl:1: expected a JSON object, found a single value"));
 }
 
 // ---- CSV --------------------------------------------------------------------------------
@@ -108,26 +108,26 @@ TEST(Csv, BlankLinesAndTrailingEmptyField) {
 TEST(Csv, WrongFieldCountAfterMultilineRecord) {
   // The record on lines 2-3 spans a newline: the bad record is on line 4.
   std::string text = "text,label\n\"a\nb\",1\nonly-one-field\n";
-  EXPECT_TRUE(throws_error([&] { parse_table(text, "d.csv"); }, ErrorKind::kCorrupt,
-                           "d.csv:4: expected 2 fields, found 1"));
-  EXPECT_TRUE(throws_error([&] { parse_table("a,b\n1,2,3\n", "d.csv"); }, ErrorKind::kCorrupt,
-                           "d.csv:2: expected 2 fields, found 3"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table(text, "d.csv"); }, ErrorKind::kCorrupt,
+                                         "d.csv:4: expected 2 fields, found 1"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("a,b\n1,2,3\n", "d.csv"); }, ErrorKind::kCorrupt,
+                                         "d.csv:2: expected 2 fields, found 3"));
 }
 
 TEST(Csv, UnterminatedQuoteNamesTheLineItOpens) {
   std::string text = "text,label\nok,1\n\"never closed,0\nmore,1\n";
-  EXPECT_TRUE(throws_error([&] { parse_table(text, "d.csv"); }, ErrorKind::kCorrupt,
-                           "d.csv:3: field 1: quoted field is never closed"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table(text, "d.csv"); }, ErrorKind::kCorrupt,
+                                         "d.csv:3: field 1: quoted field is never closed"));
 }
 
 TEST(Csv, CharacterAfterClosingQuote) {
-  EXPECT_TRUE(throws_error([&] { parse_table("text,label\n\"a\"b,1\n", "d.csv"); }, ErrorKind::kCorrupt,
-                           "d.csv:2: field 1: unexpected \"b\" after a closing quote"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("text,label\n\"a\"b,1\n", "d.csv"); }, ErrorKind::kCorrupt,
+                                         "d.csv:2: field 1: unexpected \"b\" after a closing quote"));
 }
 
 TEST(Csv, DuplicateHeaderColumn) {
-  EXPECT_TRUE(throws_error([&] { parse_table("text,label,text\n1,2,3\n", "d.csv"); }, ErrorKind::kCorrupt,
-                           "d.csv:1: header: column \"text\" appears twice (fields 1 and 3)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table("text,label,text\n1,2,3\n", "d.csv"); }, ErrorKind::kCorrupt,
+                                         "d.csv:1: header: column \"text\" appears twice (fields 1 and 3)"));
 }
 
 TEST(Csv, NoHeaderNamesColumnsByIndex) {
@@ -174,8 +174,8 @@ TEST(Tsv, CsvQuotingIsAnOption) {
   o.quoting = Quoting::kCsv;
   // The same GLUE file read with CSV quoting breaks: the lone quote that
   // starts line 2 opens a field that the quote before "charming" on line 3 closes.
-  EXPECT_TRUE(throws_error([&] { parse_table(kGlueLike, "train.tsv", o); }, ErrorKind::kCorrupt,
-                           "train.tsv:3: field 1: unexpected \"c\" after a closing quote"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table(kGlueLike, "train.tsv", o); }, ErrorKind::kCorrupt,
+                                         "train.tsv:3: field 1: unexpected \"c\" after a closing quote"));
   Table t = parse_table("a\tb\n\"x\ty\"\t\"1\"\"\"\n", "q.tsv", o);
   ASSERT_EQ(t.rows.size(), 1u);
   EXPECT_EQ(t.rows[0].fields[0].text, "x\ty");
@@ -192,8 +192,8 @@ TEST(Tsv, NoQuotingForCsvIsAnOptionToo) {
 
 TEST(Tsv, WrongFieldCount) {
   std::string text = "idx\tsentence\tlabel\n0\ta b\t1\n1\tno label here\n";
-  EXPECT_TRUE(throws_error([&] { parse_table(text, "dev.tsv"); }, ErrorKind::kCorrupt,
-                           "dev.tsv:3: expected 3 fields, found 2 (fields are separated by tabs)"));
+  EXPECT_TRUE(throws_error_starting_with([&] { parse_table(text, "dev.tsv"); }, ErrorKind::kCorrupt,
+                                         "dev.tsv:3: expected 3 fields, found 2 (fields are separated by tabs)"));
 }
 
 TEST(Tsv, CrlfAndEmptyFields) {
@@ -209,11 +209,11 @@ TEST(Format, FromExtension) {
   EXPECT_EQ(detect_format("b.JSON"), Format::kJsonl);
   EXPECT_EQ(detect_format("b.Csv"), Format::kCsv);
   EXPECT_EQ(detect_format("glue/SST-2/train.tsv"), Format::kTsv);
-  EXPECT_TRUE(throws_error([] { detect_format("data/train.xml"); }, ErrorKind::kInvalidArgument,
-                           "data/train.xml: cannot tell the format from the extension .xml",
-                           {"dataset.format"}));
-  EXPECT_TRUE(throws_error([] { detect_format("data.d/train"); }, ErrorKind::kInvalidArgument,
-                           "data.d/train: cannot tell the format from the extension (none)"));
+  EXPECT_TRUE(throws_error_starting_with([] { detect_format("data/train.xml"); }, ErrorKind::kInvalidArgument,
+                                         "data/train.xml: cannot tell the format from the extension .xml",
+                                         {"dataset.format"}));
+  EXPECT_TRUE(throws_error_starting_with([] { detect_format("data.d/train"); }, ErrorKind::kInvalidArgument,
+                                         "data.d/train: cannot tell the format from the extension (none)"));
 }
 
 TEST(Format, ExplicitFormatOverridesExtension) {
@@ -236,16 +236,17 @@ TEST(ReadTable, FromDisk) {
 TEST(ReadTable, MissingFile) {
   TempDir dir;
   std::string p = dir.file("nope.jsonl");
-  EXPECT_TRUE(throws_error([&] { read_table(p); }, ErrorKind::kNotFound, p + ": "));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_table(p); }, ErrorKind::kNotFound, p + ": "));
 }
 
 TEST(ReadTable, RequireColumnListsTheColumns) {
   Table t = parse_table("idx,sentence,label\n0,a,1\n", "d.csv");
   EXPECT_EQ(t.require_column("label"), 2u);
   EXPECT_EQ(t.column_index("nope"), -1);
-  EXPECT_TRUE(throws_error([&] { t.require_column("text", "set dataset.columns.text"); }, ErrorKind::kNotFound,
-                           "d.csv: no column \"text\" (columns: \"idx\", \"sentence\", \"label\"); "
-                           "set dataset.columns.text"));
+  EXPECT_TRUE(throws_error_starting_with([&] { t.require_column("text", "set dataset.columns.text"); },
+                                         ErrorKind::kNotFound,
+                                         "d.csv: no column \"text\" (columns: \"idx\", \"sentence\", \"label\"); "
+                                         "set dataset.columns.text"));
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ namespace {
 
 using testing::make_file;
 using testing::TempDir;
-using testing::throws_error;
+using testing::throws_error_starting_with;
 
 const DType kAllDTypes[] = {DType::kF64, DType::kF32, DType::kF16, DType::kBF16, DType::kI64,
                             DType::kI32, DType::kI16, DType::kI8,  DType::kU8,   DType::kBool};
@@ -26,8 +26,8 @@ TEST(Checkpoint, ScalarTypeMapping) {
   EXPECT_EQ(to_scalar_type(DType::kBF16), c10::kBFloat16);
   EXPECT_EQ(to_scalar_type(DType::kI8), c10::kChar);
   EXPECT_EQ(to_scalar_type(DType::kU8), c10::kByte);
-  EXPECT_TRUE(throws_error([] { from_scalar_type(c10::kComplexFloat, "out.safetensors: tensor \"z\""); },
-                           ErrorKind::kUnsupported, "out.safetensors: tensor \"z\": ", {"ComplexFloat"}));
+  EXPECT_TRUE(throws_error_starting_with([] { from_scalar_type(c10::kComplexFloat, "out.safetensors: tensor \"z\""); },
+                                         ErrorKind::kUnsupported, "out.safetensors: tensor \"z\": ", {"ComplexFloat"}));
 }
 
 // A tensor of `dtype` with varied values.
@@ -86,13 +86,13 @@ TEST(Checkpoint, SaveLoadEveryDtype) {
 TEST(Checkpoint, SaveRejectsWhatSafetensorsCannotHold) {
   TempDir tmp;
   const std::string path = tmp.file("x.safetensors");
-  EXPECT_TRUE(throws_error([&] { save_tensors(path, {{"z", torch::zeros({2}, torch::kComplexFloat)}}); },
-                           ErrorKind::kUnsupported, path + ": tensor \"z\": "));
-  EXPECT_TRUE(throws_error([&] { save_tensors(path, {{"u", torch::Tensor()}}); }, ErrorKind::kInvalidArgument,
-                           path + ": tensor \"u\""));
-  EXPECT_TRUE(throws_error(
-      [&] { save_tensors(path, {{"a", torch::zeros({1})}, {"a", torch::zeros({1})}}); },
-      ErrorKind::kInvalidArgument, path + ": tensor \"a\"", {"twice"}));
+  EXPECT_TRUE(throws_error_starting_with([&] { save_tensors(path, {{"z", torch::zeros({2}, torch::kComplexFloat)}}); },
+                                         ErrorKind::kUnsupported, path + ": tensor \"z\": "));
+  EXPECT_TRUE(throws_error_starting_with([&] { save_tensors(path, {{"u", torch::Tensor()}}); },
+                                         ErrorKind::kInvalidArgument, path + ": tensor \"u\""));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { save_tensors(path, {{"a", torch::zeros({1})}, {"a", torch::zeros({1})}}); }, ErrorKind::kInvalidArgument,
+      path + ": tensor \"a\"", {"twice"}));
 }
 
 TEST(Checkpoint, BoolBytesMustBeZeroOrOne) {
@@ -103,8 +103,8 @@ TEST(Checkpoint, BoolBytesMustBeZeroOrOne) {
   EXPECT_FALSE(b.index({1}).item<bool>());
   auto bad = SafetensorsFile::from_bytes(make_file(R"({"b":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})",
                                                    "\x01\x02"), "bad.safetensors");
-  EXPECT_TRUE(throws_error([&] { read_tensor(*bad, bad->get("b")); }, ErrorKind::kCorrupt,
-                           "bad.safetensors: tensor \"b\": BOOL element 1 is 2"));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_tensor(*bad, bad->get("b")); }, ErrorKind::kCorrupt,
+                                         "bad.safetensors: tensor \"b\": BOOL element 1 is 2"));
 }
 
 TEST(Checkpoint, ReadTensorChecksForgedInfo) {
@@ -112,8 +112,9 @@ TEST(Checkpoint, ReadTensorChecksForgedInfo) {
                                                  std::string(8, '\0')), "f.safetensors");
   TensorInfo forged = f->get("w");
   forged.shape = {4};
-  EXPECT_TRUE(throws_error([&] { read_tensor(*f, forged); }, ErrorKind::kInvalidArgument,
-                           "f.safetensors: tensor \"w\": data_offsets hold 8 bytes but F32 [4] needs 16"));
+  EXPECT_TRUE(throws_error_starting_with(
+      [&] { read_tensor(*f, forged); }, ErrorKind::kInvalidArgument,
+      "f.safetensors: tensor \"w\": data_offsets hold 8 bytes but F32 [4] needs 16"));
 }
 
 TEST(Checkpoint, ShardedFolder) {
@@ -128,7 +129,8 @@ TEST(Checkpoint, ShardedFolder) {
   EXPECT_TRUE(torch::equal(all.at("a"), torch::arange(3)));
   EXPECT_EQ(all.at("c").scalar_type(), c10::kBFloat16);
   EXPECT_EQ(all.at("c").item<float>(), 7.0f);
-  EXPECT_TRUE(throws_error([&] { load_tensors(tmp.file("none")); }, ErrorKind::kNotFound, tmp.file("none")));
+  EXPECT_TRUE(throws_error_starting_with([&] { load_tensors(tmp.file("none")); }, ErrorKind::kNotFound,
+                                         tmp.file("none")));
 }
 
 class Fixture : public ::testing::TestWithParam<std::string> {};

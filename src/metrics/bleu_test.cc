@@ -7,22 +7,14 @@
 
 #include <cmath>
 
+#include "core/test_util.h"
 #include "mixpeft/error.h"
 #include "mixpeft/metrics.h"
 
 namespace mixpeft::metrics {
 namespace {
 
-template <typename Fn>
-void expect_error(Fn&& fn, const std::string& message) {
-  try {
-    fn();
-    ADD_FAILURE() << "did not throw; expected: " << message;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
-    EXPECT_EQ(std::string(e.what()), message);
-  }
-}
+using mixpeft::testing::throws_error_exactly;
 
 TEST(Bleu, SacreBleuReadmeExample) {
   // sacreBLEU README ("Using the Python API"):
@@ -142,14 +134,17 @@ TEST(Tokenize13a, MatchesSacreBleu) {
 }
 
 TEST(BleuErrors, Inputs) {
-  expect_error([] { corpus_bleu({}, {{}}); }, "corpus_bleu: no hypotheses");
-  expect_error([] { corpus_bleu({"a"}, {}); },
-               "corpus_bleu: no reference streams (references[k][i] is the k-th reference of hypothesis i)");
-  expect_error([] { corpus_bleu({"a", "b"}, {{"a", "b"}, {"a"}}); },
-               "corpus_bleu: reference stream 1 has 1 segments but there are 2 hypotheses");
-  expect_error([] { corpus_bleu({"a", "b"}, {{"a", ""}}); },
-               "corpus_bleu: segment 1 has only empty references (sacreBLEU: \"Empty or `None` reference "
-               "sentence found.\")");
+  EXPECT_TRUE(throws_error_exactly([] { corpus_bleu({}, {{}}); }, ErrorKind::kInvalidArgument,
+                                   "corpus_bleu: no hypotheses"));
+  EXPECT_TRUE(throws_error_exactly(
+      [] { corpus_bleu({"a"}, {}); }, ErrorKind::kInvalidArgument,
+      "corpus_bleu: no reference streams (references[k][i] is the k-th reference of hypothesis i)"));
+  EXPECT_TRUE(throws_error_exactly([] { corpus_bleu({"a", "b"}, {{"a", "b"}, {"a"}}); }, ErrorKind::kInvalidArgument,
+                                   "corpus_bleu: reference stream 1 has 1 segments but there are 2 hypotheses"));
+  EXPECT_TRUE(throws_error_exactly(
+      [] { corpus_bleu({"a", "b"}, {{"a", ""}}); }, ErrorKind::kInvalidArgument,
+      "corpus_bleu: segment 1 has only empty references (sacreBLEU: \"Empty or `None` reference "
+      "sentence found.\")"));
 }
 
 }  // namespace

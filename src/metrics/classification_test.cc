@@ -5,24 +5,15 @@
 
 #include <cmath>
 
+#include "core/test_util.h"
 #include "mixpeft/error.h"
 #include "mixpeft/metrics.h"
 
 namespace mixpeft::metrics {
 namespace {
 
+using mixpeft::testing::throws_error_exactly;
 using V = std::vector<int64_t>;
-
-template <typename Fn>
-void expect_error(Fn&& fn, const std::string& message) {
-  try {
-    fn();
-    ADD_FAILURE() << "did not throw; expected: " << message;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
-    EXPECT_EQ(std::string(e.what()), message);
-  }
-}
 
 TEST(Accuracy, SklearnDocExample) {
   // sklearn.metrics.accuracy_score docstring: y_pred = [0, 2, 1, 3], y_true = [0, 1, 2, 3] -> 0.5
@@ -54,9 +45,10 @@ TEST(F1, BinaryEdgeCases) {
   EXPECT_DOUBLE_EQ(f1_binary({1, 0, 1}, {1, 0, 1}), 1.0);
   // Labels {2, 5} with positive 5: TP = 1, FP = 1, FN = 0 -> 2/3.
   EXPECT_NEAR(f1_binary({5, 5, 2}, {5, 2, 2}, 5), 2.0 / 3.0, 1e-15);
-  expect_error([] { f1_binary({0, 1, 2}, {0, 1, 1}); },
-               "f1_binary: 3 distinct labels (0, 1, 2); binary F1 needs at most 2: use f1_macro");
-  expect_error([] { f1_binary({0, 2}, {2, 0}); }, "f1_binary: the positive label 1 is not one of the labels (0, 2)");
+  EXPECT_TRUE(throws_error_exactly([] { f1_binary({0, 1, 2}, {0, 1, 1}); }, ErrorKind::kInvalidArgument,
+                                   "f1_binary: 3 distinct labels (0, 1, 2); binary F1 needs at most 2: use f1_macro"));
+  EXPECT_TRUE(throws_error_exactly([] { f1_binary({0, 2}, {2, 0}); }, ErrorKind::kInvalidArgument,
+                                   "f1_binary: the positive label 1 is not one of the labels (0, 2)"));
 }
 
 TEST(F1, MacroSklearnDocExample) {
@@ -110,11 +102,16 @@ TEST(Matthews, OneClassIsZeroAsSklearn) {
 }
 
 TEST(ClassificationErrors, EmptyAndMismatchedInputs) {
-  expect_error([] { accuracy({}, {}); }, "accuracy: empty inputs (no predictions, no references)");
-  expect_error([] { f1_macro({}, {}); }, "f1_macro: empty inputs (no predictions, no references)");
-  expect_error([] { matthews_corrcoef({}, {}); }, "matthews_corrcoef: empty inputs (no predictions, no references)");
-  expect_error([] { accuracy({1, 2}, {1}); }, "accuracy: 2 predictions but 1 references");
-  expect_error([] { f1_binary({1}, {1, 0}); }, "f1_binary: 1 predictions but 2 references");
+  EXPECT_TRUE(throws_error_exactly([] { accuracy({}, {}); }, ErrorKind::kInvalidArgument,
+                                   "accuracy: empty inputs (no predictions, no references)"));
+  EXPECT_TRUE(throws_error_exactly([] { f1_macro({}, {}); }, ErrorKind::kInvalidArgument,
+                                   "f1_macro: empty inputs (no predictions, no references)"));
+  EXPECT_TRUE(throws_error_exactly([] { matthews_corrcoef({}, {}); }, ErrorKind::kInvalidArgument,
+                                   "matthews_corrcoef: empty inputs (no predictions, no references)"));
+  EXPECT_TRUE(throws_error_exactly([] { accuracy({1, 2}, {1}); }, ErrorKind::kInvalidArgument,
+                                   "accuracy: 2 predictions but 1 references"));
+  EXPECT_TRUE(throws_error_exactly([] { f1_binary({1}, {1, 0}); }, ErrorKind::kInvalidArgument,
+                                   "f1_binary: 1 predictions but 2 references"));
 }
 
 }  // namespace

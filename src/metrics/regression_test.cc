@@ -5,22 +5,14 @@
 
 #include <cmath>
 
+#include "core/test_util.h"
 #include "mixpeft/error.h"
 #include "mixpeft/metrics.h"
 
 namespace mixpeft::metrics {
 namespace {
 
-template <typename Fn>
-void expect_error(Fn&& fn, const std::string& message) {
-  try {
-    fn();
-    ADD_FAILURE() << "did not throw; expected: " << message;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
-    EXPECT_EQ(std::string(e.what()), message);
-  }
-}
+using mixpeft::testing::throws_error_exactly;
 
 TEST(Pearson, ScipyDocExample) {
   // scipy.stats.pearsonr docstring: x = [1..7], y = [10, 9, 2.5, 6, 4, 3, 2]
@@ -82,14 +74,20 @@ TEST(Perplexity, FromSummedNll) {
 }
 
 TEST(RegressionErrors, Inputs) {
-  expect_error([] { pearson({}, {}); }, "pearson: needs at least 2 values, got 0");
-  expect_error([] { pearson({1}, {1}); }, "pearson: needs at least 2 values, got 1");
-  expect_error([] { spearman({1, 2}, {1, 2, 3}); },
-               "spearman: 2 values against 3 (the two inputs must have the same length)");
-  expect_error([] { average_ranks({1, NAN}); }, "average_ranks: value 1 is NaN");
-  expect_error([] { perplexity(1.0, 0); }, "perplexity: token_count is 0 (needs at least one predicted token)");
-  expect_error([] { perplexity(-1.0, 3); }, "perplexity: nll_sum is -1 (a summed negative log-likelihood is >= 0)");
-  expect_error([] { perplexity(NAN, 3); }, "perplexity: nll_sum is nan (a summed negative log-likelihood is >= 0)");
+  EXPECT_TRUE(throws_error_exactly([] { pearson({}, {}); }, ErrorKind::kInvalidArgument,
+                                   "pearson: needs at least 2 values, got 0"));
+  EXPECT_TRUE(throws_error_exactly([] { pearson({1}, {1}); }, ErrorKind::kInvalidArgument,
+                                   "pearson: needs at least 2 values, got 1"));
+  EXPECT_TRUE(throws_error_exactly([] { spearman({1, 2}, {1, 2, 3}); }, ErrorKind::kInvalidArgument,
+                                   "spearman: 2 values against 3 (the two inputs must have the same length)"));
+  EXPECT_TRUE(throws_error_exactly([] { average_ranks({1, NAN}); }, ErrorKind::kInvalidArgument,
+                                   "average_ranks: value 1 is NaN"));
+  EXPECT_TRUE(throws_error_exactly([] { perplexity(1.0, 0); }, ErrorKind::kInvalidArgument,
+                                   "perplexity: token_count is 0 (needs at least one predicted token)"));
+  EXPECT_TRUE(throws_error_exactly([] { perplexity(-1.0, 3); }, ErrorKind::kInvalidArgument,
+                                   "perplexity: nll_sum is -1 (a summed negative log-likelihood is >= 0)"));
+  EXPECT_TRUE(throws_error_exactly([] { perplexity(NAN, 3); }, ErrorKind::kInvalidArgument,
+                                   "perplexity: nll_sum is nan (a summed negative log-likelihood is >= 0)"));
 }
 
 }  // namespace

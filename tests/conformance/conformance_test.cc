@@ -22,6 +22,8 @@ namespace mixpeft::peft {
 namespace {
 
 using mixpeft::testing::fixture_dir;
+using mixpeft::testing::inputs_for;
+using mixpeft::testing::main_output;
 using mixpeft::testing::TempDir;
 
 // Shapes of the fixtures (tests/data/fixtures/README.txt): hidden 64, 2 layers,
@@ -105,22 +107,10 @@ std::vector<Param> AllParams() {
   return out;
 }
 
-ModelInputs inputs_for(const std::string& arch) {
-  auto ref = mixpeft::testing::reference(arch);
-  ModelInputs in;
-  in.input_ids = ref.at("input_ids");
-  in.attention_mask = ref.at("attention_mask");
-  return in;
-}
-
 // A scalar that depends on every output the architecture has.
 at::Tensor loss_of(const ModelOutputs& out) {
   if (out.logits.defined()) return out.logits.pow(2).mean();
   return out.last_hidden_state.pow(2).mean();
-}
-
-at::Tensor main_output(const ModelOutputs& out) {
-  return out.logits.defined() ? out.logits : out.last_hidden_state;
 }
 
 class Conformance : public ::testing::TestWithParam<Param> {

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "mixpeft/error.h"
+#include "peft/lora/lora_method.h"
 #include "peft/registry.h"
 
 namespace mixpeft::peft {
@@ -86,6 +87,8 @@ at::Tensor LoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
 
 at::Tensor LoraLayer::delta_weight() const { return torch::matmul(lora_B->weight, lora_A->weight) * scaling; }
 
+at::Tensor LoraLayer::exported_A() const { return lora_A->weight.detach(); }
+
 void add_to_weight(nn::LinearImpl& linear, const at::Tensor& delta, double sign) {
   torch::NoGradGuard no_grad;
   auto d = delta.to(linear.weight.scalar_type());
@@ -110,80 +113,9 @@ void LoraLayer::unload(nn::LinearImpl& base) {
   if (dropout_) base.unregister_module("lora_dropout");
 }
 
-namespace {
-
-class LoraMethod : public Method {
- public:
-  LoraMethod(const nlohmann::json& json, const std::string& where) {
-    ConfigReader rd(json, where);
-    config_ = LoraConfig::read(rd, json);
-    rd.finish();
-  }
-  std::string peft_type() const override { return "LORA"; }
-  nlohmann::json config() const override {
-    nlohmann::json j{{"peft_type", "LORA"}};
-    config_.write(j);
-    j["target_modules"] = resolved_.empty() ? config_.targets.to_json() : nlohmann::json(resolved_);
-    j["fan_in_fan_out"] = fan_in_fan_out_;
-    return j;
-  }
-  void attach(Model& model) override {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
-    auto targets = find_linear_targets(model, config_.targets, "LORA");
-    if (config_.targets.empty()) resolved_ = model.default_lora_targets();
-    for (auto& t : targets) {
-      auto layer = std::make_shared<LoraLayer>(*t.linear, config_, gen);
-      t.linear->adapter = layer;
-      fan_in_fan_out_ = fan_in_fan_out_ || t.linear->conv1d;
-      layers_.push_back({t.linear, layer});
-      target_names_.push_back(t.name);
-    }
-  }
-  bool owns(const std::string& name) const override {
-    if (name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos) return true;
-    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    if (!is_bias || config_.bias == "none") return false;
-    if (config_.bias == "all") return true;
-    const std::string module = name.substr(0, name.size() - 5);
-    for (const auto& t : target_names_)
-      if (t == module) return true;
-    return false;
-  }
-  bool mergeable() const override { return true; }
-  void merge(Model&) override {
-    for (auto& [linear, layer] : layers_) layer->merge(*linear);
-  }
-  void unmerge(Model&) override {
-    for (auto& [linear, layer] : layers_) layer->unmerge(*linear);
-  }
-  void unload(Model&) override {
-    for (auto& [linear, layer] : layers_) {
-      layer->unload(*linear);
-      linear->adapter.reset();
-    }
-    layers_.clear();
-  }
-  std::pair<nlohmann::json, std::vector<std::pair<std::string, at::Tensor>>> export_lora(Model&) override {
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      tensors.emplace_back(target_names_[i] + ".lora_A.weight", layers_[i].second->lora_A->weight.detach());
-      tensors.emplace_back(target_names_[i] + ".lora_B.weight", layers_[i].second->lora_B->weight.detach());
-    }
-    return {config(), tensors};
-  }
-
- private:
-  LoraConfig config_;
-  std::vector<std::pair<nn::LinearImpl*, std::shared_ptr<LoraLayer>>> layers_;
-  std::vector<std::string> target_names_;
-  std::vector<std::string> resolved_;
-  bool fan_in_fan_out_ = false;
-};
-
-}  // namespace
-
 std::unique_ptr<Method> create_lora(const nlohmann::json& config, const std::string& where) {
-  return std::make_unique<LoraMethod>(config, where);
+  using LoraMethod = LoraFamilyMethod<LoraConfig, LoraLayer>;
+  return std::make_unique<LoraMethod>("LORA", std::vector<std::string>{".lora_A.", ".lora_B."}, config, where);
 }
 
 }  // namespace mixpeft::peft

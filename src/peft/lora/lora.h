@@ -36,24 +36,34 @@ struct LoraConfig {
 // Kaiming-uniform with a = sqrt(5), as torch.nn.Linear (and HF PEFT for lora_A) initialise.
 void kaiming_uniform_(at::Tensor& weight, at::Generator& gen);
 
-// The adapter one Linear carries.
+// What LoraFamilyMethod (lora_method.h) needs of a LoRA config.
+inline const LoraConfig& lora_part(const LoraConfig& c) { return c; }
+
+// The adapter one Linear carries. Variants (MoSLoRA) derive from it and
+// override forward, delta_weight, exported_A and unload; merge and unmerge
+// go through delta_weight.
 class LoraLayer : public nn::LinearAdapter {
  public:
   LoraLayer(nn::LinearImpl& base, const LoraConfig& config, at::Generator& gen);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& base_out) override;
   // s * B A as [out, in].
-  at::Tensor delta_weight() const;
+  virtual at::Tensor delta_weight() const;
+  // The lora_A of the equivalent plain LoRA adapter: lora_A itself, detached.
+  virtual at::Tensor exported_A() const;
   void merge(nn::LinearImpl& base);
   void unmerge(nn::LinearImpl& base);
-  void unload(nn::LinearImpl& base);
+  // Removes the modules this layer registered on `base`.
+  virtual void unload(nn::LinearImpl& base);
 
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};
   double scaling;
   bool merged = false;
 
+ protected:
+  torch::nn::Dropout dropout_{nullptr};  // "lora_dropout" on the base layer, when lora_dropout > 0
+
  private:
   nn::LinearImpl* base_;
-  torch::nn::Dropout dropout_{nullptr};
 };
 
 // Adds `delta` ([out, in]) to the Linear's stored weight, in its layout.

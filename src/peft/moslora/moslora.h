@@ -33,24 +33,23 @@ struct MosloraConfig {
   void write(nlohmann::json& out) const;
 };
 
+// What LoraFamilyMethod (lora_method.h) needs of a MoSLoRA config.
+inline const LoraConfig& lora_part(const MosloraConfig& c) { return c.lora; }
+
 // The adapter one Linear carries: LoRA's A, B, dropout and scaling (from
-// LoraLayer) with the mixer between A and B.
+// LoraLayer) with the mixer between A and B. merge and unmerge are
+// LoraLayer's, with this delta weight.
 class MosloraLayer : public LoraLayer {
  public:
   MosloraLayer(nn::LinearImpl& base, const MosloraConfig& config, at::Generator& gen);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& base_out) override;
   // s * B M A as [out, in].
-  at::Tensor delta_weight() const;
+  at::Tensor delta_weight() const override;
   // M A [r, in]: the lora_A of the equivalent plain LoRA adapter.
-  at::Tensor exported_A() const;
-  void merge(nn::LinearImpl& base);
-  void unmerge(nn::LinearImpl& base);
-  void unload(nn::LinearImpl& base);
+  at::Tensor exported_A() const override;
+  void unload(nn::LinearImpl& base) override;
 
   torch::nn::Linear moslora_mixer{nullptr};
-
- private:
-  torch::nn::Dropout input_dropout_{nullptr};  // LoraLayer's "lora_dropout", when there is one
 };
 
 // Fills `mixer` ([r, r]) as MosloraConfig::mixer_init says.

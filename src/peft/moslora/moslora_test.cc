@@ -15,18 +15,11 @@ namespace mixpeft::peft {
 namespace {
 
 using mixpeft::testing::fixture_dir;
+using mixpeft::testing::inputs_for;
+using mixpeft::testing::main_output;
 using mixpeft::testing::max_abs_diff;
 using mixpeft::testing::TempDir;
-
-ModelInputs inputs_for(const std::string& arch) {
-  auto ref = mixpeft::testing::reference(arch);
-  ModelInputs in;
-  in.input_ids = ref.at("input_ids");
-  in.attention_mask = ref.at("attention_mask");
-  return in;
-}
-
-at::Tensor main_output(const ModelOutputs& out) { return out.logits.defined() ? out.logits : out.last_hidden_state; }
+using mixpeft::testing::throws_error;
 
 // B starts at 0, which would make every check below trivially pass: give
 // every trainable tensor random values.
@@ -46,16 +39,6 @@ nn::LinearImpl& linear_at(Model& model, const std::string& name) {
   for (auto& m : model.named_modules("", false))
     if (m.key() == name) return *std::dynamic_pointer_cast<nn::LinearImpl>(m.value());
   throw std::runtime_error("no module " + name);
-}
-
-void expect_error(const std::function<void()>& f, ErrorKind kind, const std::vector<std::string>& needles) {
-  try {
-    f();
-    FAIL() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
 }
 
 TEST(Moslora, ForwardIsBasePlusScaledBMA) {
@@ -258,12 +241,12 @@ TEST(Moslora, SaveLoadKeepsTheMixer) {
 
 TEST(Moslora, BadConfigsAreNamed) {
   auto base = [] { return load_model(fixture_dir("llama")); };
-  expect_error([&] { PeftModel::create(base(), {{"peft_type", "MOSLORA"}, {"mixer_init", "xavier"}}); },
-               ErrorKind::kInvalidArgument, {"\"mixer_init\"", "xavier", "orthogonal"});
-  expect_error([&] { PeftModel::create(base(), {{"peft_type", "MOSLORA"}, {"mixer", "identity"}}); },
-               ErrorKind::kInvalidArgument, {"unknown key", "\"mixer\"", "mixer_init"});
-  expect_error([&] { PeftModel::create(base(), {{"peft_type", "MOSLORA"}, {"r", -1}}); }, ErrorKind::kInvalidArgument,
-               {"\"r\"", "positive"});
+  EXPECT_TRUE(throws_error([&] { PeftModel::create(base(), {{"peft_type", "MOSLORA"}, {"mixer_init", "xavier"}}); },
+                           ErrorKind::kInvalidArgument, {"\"mixer_init\"", "xavier", "orthogonal"}));
+  EXPECT_TRUE(throws_error([&] { PeftModel::create(base(), {{"peft_type", "MOSLORA"}, {"mixer", "identity"}}); },
+                           ErrorKind::kInvalidArgument, {"unknown key", "\"mixer\"", "mixer_init"}));
+  EXPECT_TRUE(throws_error([&] { PeftModel::create(base(), {{"peft_type", "MOSLORA"}, {"r", -1}}); },
+                           ErrorKind::kInvalidArgument, {"\"r\"", "positive"}));
 }
 
 }  // namespace

@@ -19,20 +19,13 @@ namespace mixpeft::peft::xpeft {
 namespace {
 
 using mixpeft::testing::fixture_dir;
+using mixpeft::testing::inputs_for;
+using mixpeft::testing::main_output;
 using mixpeft::testing::max_abs_diff;
 using mixpeft::testing::TempDir;
+using mixpeft::testing::throws_error;
 
 constexpr int64_t kLayers = 2, kHidden = 64;  // every fixture
-
-ModelInputs inputs_for(const std::string& arch) {
-  auto ref = mixpeft::testing::reference(arch);
-  ModelInputs in;
-  in.input_ids = ref.at("input_ids");
-  in.attention_mask = ref.at("attention_mask");
-  return in;
-}
-
-at::Tensor main_output(const ModelOutputs& out) { return out.logits.defined() ? out.logits : out.last_hidden_state; }
 
 XpeftMethod& xpeft_of(PeftModel& peft) { return dynamic_cast<XpeftMethod&>(peft.method()); }
 
@@ -42,16 +35,6 @@ void randomize_masks(PeftModel& peft, uint64_t seed, double std = 2.0) {
   torch::NoGradGuard no_grad;
   xpeft_of(peft).module()->mask_A.normal_(0.0, std, gen);
   xpeft_of(peft).module()->mask_B.normal_(0.0, std, gen);
-}
-
-void expect_error(const std::function<void()>& f, ErrorKind kind, const std::vector<std::string>& needles) {
-  try {
-    f();
-    FAIL() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), kind) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
 }
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(io::read_file(path)); }
@@ -308,8 +291,9 @@ TEST(XpeftProfile, CorruptMaskBitsAreRefused) {
   EXPECT_EQ(bits[0].item<int64_t>(), 0x03);
   bits[0] = 0x07;
   io::save_tensors(tmp.path() + "/adapter_model.safetensors", {{"base_model.model.model.xpeft.mask_bits", bits}});
-  expect_error([&] { PeftModel::load(load_model(fixture_dir("llama")), tmp.path()); }, ErrorKind::kCorrupt,
-               {"adapter_model.safetensors", "mask_bits", "row 0 of mask A selects 3 adapters", "top_k is 2"});
+  EXPECT_TRUE(throws_error(
+      [&] { PeftModel::load(load_model(fixture_dir("llama")), tmp.path()); }, ErrorKind::kCorrupt,
+      {"adapter_model.safetensors", "mask_bits", "row 0 of mask A selects 3 adapters", "top_k is 2"}));
 }
 
 TEST(XpeftProfile, ActivatingAnotherProfileReusesTheBank) {
@@ -357,14 +341,14 @@ TEST(XpeftProfile, ActivatingAnotherProfileReusesTheBank) {
   EXPECT_TRUE(torch::equal(serving->forward(in).logits, soft_out));
 
   // A profile of another bank is refused, and the model keeps its profile.
-  expect_error([&] { activate_profile(*serving, dir_other_bank.path()); }, ErrorKind::kInvalidArgument,
-               {"adapter_config.json", "\"bank_checksum\"", "this model's bank", "seed 0"});
+  EXPECT_TRUE(throws_error([&] { activate_profile(*serving, dir_other_bank.path()); }, ErrorKind::kInvalidArgument,
+                           {"adapter_config.json", "\"bank_checksum\"", "this model's bank", "seed 0"}));
   EXPECT_TRUE(torch::equal(serving->forward(in).logits, soft_out));
   // So is one whose file does not hold what its config says.
   auto config = read_json(dir_hard.path() + "/adapter_config.json");
   config["top_k"] = 3;
   io::write_file_atomic(dir_hard.path() + "/adapter_config.json", config.dump());
-  expect_error([&] { activate_profile(*serving, dir_hard.path()); }, ErrorKind::kCorrupt, {"top_k is 3"});
+  EXPECT_TRUE(throws_error([&] { activate_profile(*serving, dir_hard.path()); }, ErrorKind::kCorrupt, {"top_k is 3"}));
   EXPECT_TRUE(torch::equal(serving->forward(in).logits, soft_out));
   EXPECT_EQ(serving->method().config()["hard"], false);
 }
@@ -437,9 +421,10 @@ TEST(XpeftBank, AProfileIsRefusedOnAnotherBank) {
   // Another seed: same shapes, other adapters.
   config["bank_seed"] = 1;
   io::write_file_atomic(profile.path() + "/adapter_config.json", config.dump());
-  expect_error([&] { PeftModel::load(load_model(fixture_dir("gpt2")), profile.path()); }, ErrorKind::kInvalidArgument,
-               {"adapter_config.json", "\"bank_checksum\"", xpeft_of(*peft).bank().checksum, "seed 1",
-                "only works on its own bank"});
+  EXPECT_TRUE(throws_error([&] { PeftModel::load(load_model(fixture_dir("gpt2")), profile.path()); },
+                           ErrorKind::kInvalidArgument,
+                           {"adapter_config.json", "\"bank_checksum\"", xpeft_of(*peft).bank().checksum, "seed 1",
+                            "only works on its own bank"}));
 
   // A bank folder replaced after the profile was trained on it.
   TempDir bank_dir, profile2;
@@ -447,19 +432,21 @@ TEST(XpeftBank, AProfileIsRefusedOnAnotherBank) {
   auto on_path = PeftModel::create(load_model(fixture_dir("gpt2")), {{"peft_type", "XPEFT"}, {"bank_path", bank_dir.path()}});
   on_path->save(profile2.path());
   save_bank(random_bank(kLayers, 4, kHidden, 8, "relu", 1.0, 99), bank_dir.path());
-  expect_error([&] { PeftModel::load(load_model(fixture_dir("gpt2")), profile2.path()); }, ErrorKind::kInvalidArgument,
-               {"\"bank_checksum\"", "bank folder"});
+  EXPECT_TRUE(throws_error([&] { PeftModel::load(load_model(fixture_dir("gpt2")), profile2.path()); },
+                           ErrorKind::kInvalidArgument, {"\"bank_checksum\"", "bank folder"}));
 
   // A bank whose tensors no longer match its recorded checksum is corrupt.
   auto cfg = read_json(bank_dir.path() + "/bank_config.json");
   save_bank(random_bank(kLayers, 4, kHidden, 8, "relu", 1.0, 100), bank_dir.path());
   io::write_file_atomic(bank_dir.path() + "/bank_config.json", cfg.dump());
-  expect_error([&] { load_bank(bank_dir.path()); }, ErrorKind::kCorrupt, {"bank.safetensors", "damaged or edited"});
+  EXPECT_TRUE(throws_error([&] { load_bank(bank_dir.path()); }, ErrorKind::kCorrupt,
+                           {"bank.safetensors", "damaged or edited"}));
 
   // A bank for another model shape.
   save_bank(random_bank(3, 4, kHidden, 8, "relu", 1.0, 1), bank_dir.path());
-  expect_error([&] { PeftModel::create(load_model(fixture_dir("gpt2")), {{"peft_type", "XPEFT"}, {"bank_path", bank_dir.path()}}); },
-               ErrorKind::kInvalidArgument, {"L=3", "does not fit", "2 layers"});
+  EXPECT_TRUE(throws_error(
+      [&] { PeftModel::create(load_model(fixture_dir("gpt2")), {{"peft_type", "XPEFT"}, {"bank_path", bank_dir.path()}}); },
+      ErrorKind::kInvalidArgument, {"L=3", "does not fit", "2 layers"}));
 }
 
 // BOTTLENECK adapters (pfeiffer, m = 8) saved from the base BERT model, with random weights.
@@ -522,15 +509,21 @@ TEST(XpeftBank, BottleneckListsAreChecked) {
     c.update(extra);
     PeftModel::create(load_model(fixture_dir("llama")), c);
   };
-  expect_error([&] { make({d0.path(), houlsby.path()}); }, ErrorKind::kUnsupported, {"bank_adapters[1]", "placement \"houlsby\""});
-  expect_error([&] { make({d0.path(), d1.path()}); }, ErrorKind::kInvalidArgument, {"down.weight", "[4, 64]", "[8, 64]"});
-  expect_error([&] { make({lora.path()}); }, ErrorKind::kInvalidArgument, {"bank_adapters[0]", "peft_type is \"LORA\""});
-  expect_error([&] { make({d0.path()}, {{"num_adapters", 2}}); }, ErrorKind::kInvalidArgument, {"\"num_adapters\" is 2"});
-  expect_error([&] { make({d0.path()}, {{"bank_seed", 3}}); }, ErrorKind::kInvalidArgument, {"\"bank_seed\"", "random bank"});
+  EXPECT_TRUE(throws_error([&] { make({d0.path(), houlsby.path()}); }, ErrorKind::kUnsupported,
+                           {"bank_adapters[1]", "placement \"houlsby\""}));
+  EXPECT_TRUE(throws_error([&] { make({d0.path(), d1.path()}); }, ErrorKind::kInvalidArgument,
+                           {"down.weight", "[4, 64]", "[8, 64]"}));
+  EXPECT_TRUE(throws_error([&] { make({lora.path()}); }, ErrorKind::kInvalidArgument,
+                           {"bank_adapters[0]", "peft_type is \"LORA\""}));
+  EXPECT_TRUE(throws_error([&] { make({d0.path()}, {{"num_adapters", 2}}); }, ErrorKind::kInvalidArgument,
+                           {"\"num_adapters\" is 2"}));
+  EXPECT_TRUE(throws_error([&] { make({d0.path()}, {{"bank_seed", 3}}); }, ErrorKind::kInvalidArgument,
+                           {"\"bank_seed\"", "random bank"}));
   // Saved from gpt2: no tensor for llama's blocks.
   TempDir g;
   save_bottlenecks({g.path()}, "gpt2");
-  expect_error([&] { make({g.path()}); }, ErrorKind::kCorrupt, {"missing tensor", "model.layers.0.adapter_ffn.down.weight"});
+  EXPECT_TRUE(throws_error([&] { make({g.path()}); }, ErrorKind::kCorrupt,
+                           {"missing tensor", "model.layers.0.adapter_ffn.down.weight"}));
 }
 
 // ---- config -----------------------------------------------------------------------
@@ -541,24 +534,34 @@ TEST(XpeftConfigErrors, NameTheField) {
     c.update(extra);
     PeftModel::create(load_model(fixture_dir("llama")), c);
   };
-  expect_error([&] { make({{"hard", true}}); }, ErrorKind::kInvalidArgument, {"\"top_k\"", "required"});
-  expect_error([&] { make({{"hard", true}, {"top_k", 5}}); }, ErrorKind::kInvalidArgument, {"\"top_k\" 5", "num_adapters 4"});
-  expect_error([&] { make({{"hard", true}, {"top_k", 0}}); }, ErrorKind::kInvalidArgument, {"\"top_k\"", "at least 1"});
-  expect_error([&] { make({{"top_k", 2}}); }, ErrorKind::kInvalidArgument, {"\"top_k\"", "hard"});
-  expect_error([&] { make({{"mask_type", "gumbel"}}); }, ErrorKind::kInvalidArgument, {"\"mask_type\"", "gumbel", "sigmoid"});
-  expect_error([&] { make({{"num_adapters", 0}}); }, ErrorKind::kInvalidArgument, {"\"num_adapters\"", "positive"});
-  expect_error([&] { make({{"bank_init_scale", -1}}); }, ErrorKind::kInvalidArgument, {"\"bank_init_scale\""});
-  expect_error([&] { make({{"activation", "swiglu"}}); }, ErrorKind::kUnsupported, {"activation", "swiglu"});
-  expect_error([&] { make({{"hard", true}, {"top_k", 1}, {"mask_dtype", "float16"}}); }, ErrorKind::kInvalidArgument,
-               {"\"mask_dtype\"", "soft masks only"});
-  expect_error([&] { make({{"bank_path", "/x"}, {"bank_adapters", {"/y"}}}); }, ErrorKind::kInvalidArgument,
-               {"\"bank_path\"", "bank_adapters"});
-  expect_error([&] { make({{"placement", "houlsby"}}); }, ErrorKind::kInvalidArgument, {"\"placement\"", "pfeiffer"});
-  expect_error([&] { make({{"masks", 3}}); }, ErrorKind::kInvalidArgument, {"unknown key", "\"masks\"", "top_k"});
-  expect_error([&] { make({{"bank_path", "/nonexistent/bank"}}); }, ErrorKind::kNotFound, {"/nonexistent/bank/bank_config.json"});
+  EXPECT_TRUE(throws_error([&] { make({{"hard", true}}); }, ErrorKind::kInvalidArgument, {"\"top_k\"", "required"}));
+  EXPECT_TRUE(throws_error([&] { make({{"hard", true}, {"top_k", 5}}); }, ErrorKind::kInvalidArgument,
+                           {"\"top_k\" 5", "num_adapters 4"}));
+  EXPECT_TRUE(throws_error([&] { make({{"hard", true}, {"top_k", 0}}); }, ErrorKind::kInvalidArgument,
+                           {"\"top_k\"", "at least 1"}));
+  EXPECT_TRUE(throws_error([&] { make({{"top_k", 2}}); }, ErrorKind::kInvalidArgument, {"\"top_k\"", "hard"}));
+  EXPECT_TRUE(throws_error([&] { make({{"mask_type", "gumbel"}}); }, ErrorKind::kInvalidArgument,
+                           {"\"mask_type\"", "gumbel", "sigmoid"}));
+  EXPECT_TRUE(throws_error([&] { make({{"num_adapters", 0}}); }, ErrorKind::kInvalidArgument,
+                           {"\"num_adapters\"", "positive"}));
+  EXPECT_TRUE(throws_error([&] { make({{"bank_init_scale", -1}}); }, ErrorKind::kInvalidArgument,
+                           {"\"bank_init_scale\""}));
+  EXPECT_TRUE(throws_error([&] { make({{"activation", "swiglu"}}); }, ErrorKind::kUnsupported,
+                           {"activation", "swiglu"}));
+  EXPECT_TRUE(throws_error([&] { make({{"hard", true}, {"top_k", 1}, {"mask_dtype", "float16"}}); },
+                           ErrorKind::kInvalidArgument, {"\"mask_dtype\"", "soft masks only"}));
+  EXPECT_TRUE(throws_error([&] { make({{"bank_path", "/x"}, {"bank_adapters", {"/y"}}}); }, ErrorKind::kInvalidArgument,
+                           {"\"bank_path\"", "bank_adapters"}));
+  EXPECT_TRUE(throws_error([&] { make({{"placement", "houlsby"}}); }, ErrorKind::kInvalidArgument,
+                           {"\"placement\"", "pfeiffer"}));
+  EXPECT_TRUE(throws_error([&] { make({{"masks", 3}}); }, ErrorKind::kInvalidArgument,
+                           {"unknown key", "\"masks\"", "top_k"}));
+  EXPECT_TRUE(throws_error([&] { make({{"bank_path", "/nonexistent/bank"}}); }, ErrorKind::kNotFound,
+                           {"/nonexistent/bank/bank_config.json"}));
   // X-PEFT and another adapter at the same slot.
   auto peft = PeftModel::create(load_model(fixture_dir("llama")), {{"peft_type", "XPEFT"}, {"num_adapters", 2}, {"bottleneck_size", 4}});
-  expect_error([&] { xpeft_of(*peft).attach(peft->model()); }, ErrorKind::kInvalidArgument, {"one method per model"});
+  EXPECT_TRUE(throws_error([&] { xpeft_of(*peft).attach(peft->model()); }, ErrorKind::kInvalidArgument,
+                           {"one method per model"}));
 }
 
 }  // namespace
