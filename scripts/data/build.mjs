@@ -218,18 +218,31 @@ const BOOKS = ('Gen Exod Lev Num Deut Josh Judg Ruth 1Sam 2Sam 1Kgs 2Kgs 1Chr 2C
   '2John 3John Jude Rev').split(' ');
 
 // Documents of a SWORD module: one per book, or per chapter with
-// byChapter, following the book and chapter milestones (osisID="Gen",
+// byChapter, following the book and chapter start milestones (osisID="Gen",
 // osisID="Gen.1") in index order; text before the first one is dropped
 // (importer stamps). ordinal: the book's number in the 66-book canon
 // (1 = Genesis), or the chapter number with byChapter (0 for a book
 // introduction); books outside that canon (the WEB's deuterocanon) get 67,
 // 68, ... in module order.
+// The osisID of the first book or chapter start milestone in an entry
+// (`<div osisID="Gen" type="book">`, `<chapter osisID="Gen.1" sID=...>`);
+// end milestones (eID) are skipped, as some modules repeat the osisID there.
+function startMarker(text) {
+  for (const m of text.matchAll(/<(?:div|chapter)\b[^>]*\bosisID="([^"\s]+)[^"]*"[^>]*>/g)) {
+    if (!/\beID=/.test(m[0])) return m[1];
+  }
+  return null;
+}
+
 function swordDocs(source, dir, opts, byChapter = false) {
   const docs = new Map();
   let cur = null;
   for (const e of readSword(dir, opts)) {
-    const m = /osisID="([^".\s"]+)(?:\.(\d+))?"/.exec(e.text);
-    if (m) cur = byChapter ? `${m[1]}.${m[2] ?? 0}` : m[1];
+    const id = startMarker(e.text);
+    if (id) {
+      const [book, chapter] = id.split('.');
+      cur = byChapter ? `${book}.${chapter ?? 0}` : book;
+    }
     if (cur === null) continue;
     if (!docs.has(cur)) docs.set(cur, []);
     docs.get(cur).push(e.text);
