@@ -84,7 +84,7 @@ TEST(Spec, UnknownKeyListsTheValidOnes) {
   j["max_len"] = 128;
   EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j); }, ErrorKind::kInvalidArgument,
                                          "dataset: unknown key \"max_len\" (valid keys: task, train, validation, test, "
-                                         "format, quoting, header, columns, labels, max_length, add_eos, cache_dir)"));
+                                         "format, quoting, header, columns, labels, max_length, add_eos, pack, cache_dir)"));
   EXPECT_TRUE(throws_error_starting_with([&] { DatasetSpec::from_json(j, "", "run.json: data"); },
                                          ErrorKind::kInvalidArgument, "run.json: data: unknown key \"max_len\""));
 }

@@ -9,7 +9,7 @@ namespace mixpeft::config {
 namespace {
 
 using data::testing::TempDir;
-using data::testing::throws_error;
+using data::testing::throws_error_starting_with;
 using nlohmann::json;
 
 // ---- read_job_file: TOML ------------------------------------------------------------
@@ -100,7 +100,7 @@ TEST(ReadJobFile, ExtensionIsCaseInsensitive) {
 TEST(ReadJobFile, TomlSyntaxErrorGivesFileLineColumn) {
   TempDir dir;
   std::string path = dir.write("bad.toml", "a = 1\n[train]\nlr = = 3\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(path); }, ErrorKind::kCorrupt, path + ":3:"));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(path); }, ErrorKind::kCorrupt, path + ":3:"));
   try {
     read_job_file(path);
   } catch (const Error& e) {
@@ -117,16 +117,16 @@ TEST(ReadJobFile, TomlSyntaxErrorGivesFileLineColumn) {
 TEST(ReadJobFile, TomlDuplicateKeyIsASyntaxError) {
   TempDir dir;
   std::string path = dir.write("dup.toml", "[train]\nepochs = 1\nepochs = 2\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(path); }, ErrorKind::kCorrupt, path + ":3:", {"epochs"}));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(path); }, ErrorKind::kCorrupt, path + ":3:", {"epochs"}));
 }
 
 TEST(ReadJobFile, TomlInfAndNanNameTheKey) {
   TempDir dir;
   std::string inf = dir.write("inf.toml", "[train]\nmax_grad_norm = inf\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(inf); }, ErrorKind::kInvalidArgument, inf + ":2:",
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(inf); }, ErrorKind::kInvalidArgument, inf + ":2:",
                            {"train.max_grad_norm", "inf"}));
   std::string nan = dir.write("nan.toml", "x = [1.0, nan]\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(nan); }, ErrorKind::kInvalidArgument, nan + ":1:",
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(nan); }, ErrorKind::kInvalidArgument, nan + ":1:",
                            {"x[1]", "nan"}));
 }
 
@@ -149,7 +149,7 @@ TEST(ReadJobFile, JsonSyntaxErrorGivesFileLineColumn) {
   TempDir dir;
   // Line 3, column 10 is the second ':'.
   std::string path = dir.write("bad.json", "{\n  \"a\": 1,\n  \"b\": 2 : 3\n}\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(path); }, ErrorKind::kCorrupt, path + ":3:10: ",
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(path); }, ErrorKind::kCorrupt, path + ":3:10: ",
                            {"syntax error"}));
   // The description is nlohmann's, without its "[json.exception...]" prefix.
   try {
@@ -158,13 +158,13 @@ TEST(ReadJobFile, JsonSyntaxErrorGivesFileLineColumn) {
     EXPECT_EQ(std::string(e.what()).find("json.exception"), std::string::npos) << e.what();
   }
   std::string first = dir.write("first.json", "nope");
-  EXPECT_TRUE(throws_error([&] { read_job_file(first); }, ErrorKind::kCorrupt, first + ":1:"));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(first); }, ErrorKind::kCorrupt, first + ":1:"));
 }
 
 TEST(ReadJobFile, JsonTopLevelMustBeAnObject) {
   TempDir dir;
   std::string path = dir.write("list.json", "[1, 2]");
-  EXPECT_TRUE(throws_error([&] { read_job_file(path); }, ErrorKind::kInvalidArgument, path + ": ",
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(path); }, ErrorKind::kInvalidArgument, path + ": ",
                            {"JSON object", "array"}));
 }
 
@@ -173,16 +173,16 @@ TEST(ReadJobFile, JsonTopLevelMustBeAnObject) {
 TEST(ReadJobFile, MissingFileIsNotFound) {
   TempDir dir;
   std::string path = dir.file("nope.toml");
-  EXPECT_TRUE(throws_error([&] { read_job_file(path); }, ErrorKind::kNotFound, path + ": ", {"not found"}));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(path); }, ErrorKind::kNotFound, path + ": ", {"not found"}));
 }
 
 TEST(ReadJobFile, UnknownExtensionListsTheAcceptedOnes) {
   TempDir dir;
   std::string path = dir.write("job.yaml", "a: 1\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(path); }, ErrorKind::kInvalidArgument, path + ": ",
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(path); }, ErrorKind::kInvalidArgument, path + ": ",
                            {"\".yaml\"", ".toml", ".json"}));
   std::string bare = dir.write("job", "a = 1\n");
-  EXPECT_TRUE(throws_error([&] { read_job_file(bare); }, ErrorKind::kInvalidArgument, bare + ": ",
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(bare); }, ErrorKind::kInvalidArgument, bare + ": ",
                            {"(none)", ".toml", ".json"}));
 }
 
@@ -190,7 +190,7 @@ TEST(ReadJobFile, FolderIsRejected) {
   TempDir dir;
   std::string sub = dir.file("jobs.toml");
   std::filesystem::create_directory(sub);
-  EXPECT_TRUE(throws_error([&] { read_job_file(sub); }, ErrorKind::kInvalidArgument, sub + ": ", {"folder"}));
+  EXPECT_TRUE(throws_error_starting_with([&] { read_job_file(sub); }, ErrorKind::kInvalidArgument, sub + ": ", {"folder"}));
 }
 
 // ---- apply_override -----------------------------------------------------------------
@@ -251,7 +251,7 @@ TEST(ApplyOverride, Errors) {
   json job = {{"train", {{"epochs", 3}, {"splits", {"a"}}}}};
   auto bad = [&](const std::string& assignment, const std::vector<std::string>& parts = {}) {
     json copy = job;
-    return throws_error([&] { apply_override(copy, assignment); }, ErrorKind::kInvalidArgument,
+    return throws_error_starting_with([&] { apply_override(copy, assignment); }, ErrorKind::kInvalidArgument,
                         "--set " + assignment + ": ", parts);
   };
   EXPECT_TRUE(bad("train.epochs", {"KEY=VALUE"}));
@@ -270,7 +270,7 @@ TEST(ApplyOverride, Errors) {
   EXPECT_ANY_THROW(apply_override(copy, "train.epochs.x=3"));
   EXPECT_EQ(copy, job);
   json array = json::array();
-  EXPECT_TRUE(throws_error([&] { apply_override(array, "a=1"); }, ErrorKind::kInvalidArgument, "--set a=1: ",
+  EXPECT_TRUE(throws_error_starting_with([&] { apply_override(array, "a=1"); }, ErrorKind::kInvalidArgument, "--set a=1: ",
                            {"array"}));
 }
 
