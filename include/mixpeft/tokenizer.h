@@ -120,6 +120,10 @@ struct ByteLevelBpeSpec {
   std::string bos_token, eos_token, unk_token, pad_token;
   // Template: prepend bos / append eos when add_special_tokens. Default off (GPT-2).
   bool add_bos = false, add_eos = false;
+  // HF model_max_length, written to tokenizer_config.json by save_pretrained.
+  // 0 (default): none (no limit; truncation and max-length padding then need
+  // EncodeOptions::max_length).
+  size_t model_max_length = 0;
 };
 
 class Tokenizer {
@@ -170,11 +174,12 @@ class Tokenizer {
 
   // HF tokenizer.json text of this tokenizer (loads back through load()).
   std::string to_tokenizer_json() const;
-  // Writes tokenizer.json at `path` (a file path).
+  // Writes tokenizer.json at `path` (a file path), atomically (temporary
+  // file, fsync, rename: a crash leaves the old file or the new one).
   void save_tokenizer_json(const std::string& path) const;
   // Writes tokenizer.json and tokenizer_config.json (special tokens,
-  // model_max_length) into the folder `dir`, creating it; load(dir) gives back
-  // an equivalent tokenizer.
+  // model_max_length) into the folder `dir`, creating it, each atomically;
+  // load(dir) gives back an equivalent tokenizer.
   void save_pretrained(const std::string& dir) const;
 
   struct Impl;

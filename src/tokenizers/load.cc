@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "mixpeft/error.h"
+#include "mixpeft/safetensors.h"
 #include "tokenizers/tokenizer_impl.h"
 #include "tokenizers/unicode.h"
 
@@ -15,6 +16,20 @@ namespace fs = std::filesystem;
 using detail::json;
 
 namespace detail {
+
+json byte_level_pre_tokenizer_json(const std::string& split_pattern, bool add_prefix_space) {
+  if (split_pattern.empty()) {
+    return {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space},
+            {"trim_offsets", true}, {"use_regex", true}};
+  }
+  json split = {{"type", "Split"},
+                {"pattern", {{"Regex", split_pattern}}},
+                {"behavior", "Isolated"},
+                {"invert", false}};
+  json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space},
+                     {"trim_offsets", false}, {"use_regex", false}};
+  return {{"type", "Sequence"}, {"pretokenizers", {split, byte_level}}};
+}
 
 std::string read_file(const std::string& path) {
   std::error_code ec;
@@ -434,22 +449,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_byte_level_bpe(const ByteLevelBpeSpec
 
   impl->normalizer = detail::parse_normalizer(spec.nfc ? json{{"type", "NFC"}} : json(), where);
   const bool aps = spec.add_prefix_space;
-  if (spec.split_pattern.empty()) {
-    impl->pre_tokenizer = detail::parse_pre_tokenizer(
-        {{"type", "ByteLevel"}, {"add_prefix_space", aps}, {"trim_offsets", true},
-         {"use_regex", true}},
-        where);
-  } else {
+  if (!spec.split_pattern.empty()) {
     detail::Regex check(spec.split_pattern, where + ".split_pattern", ErrorKind::kInvalidArgument);
-    json split = {{"type", "Split"},
-                  {"pattern", {{"Regex", spec.split_pattern}}},
-                  {"behavior", "Isolated"},
-                  {"invert", false}};
-    json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", aps}, {"trim_offsets", false},
-                       {"use_regex", false}};
-    impl->pre_tokenizer = detail::parse_pre_tokenizer(
-        {{"type", "Sequence"}, {"pretokenizers", {split, byte_level}}}, where);
   }
+  impl->pre_tokenizer = detail::parse_pre_tokenizer(
+      detail::byte_level_pre_tokenizer_json(spec.split_pattern, aps), where);
   json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", aps}, {"trim_offsets", false},
                      {"use_regex", false}};
   impl->decoder = detail::parse_decoder(byte_level, where);
@@ -483,6 +487,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_byte_level_bpe(const ByteLevelBpeSpec
   impl->special_names.eos = spec.eos_token;
   impl->special_names.unk = spec.unk_token;
   impl->special_names.pad = spec.pad_token;
+  impl->model_max_length = spec.model_max_length;
   impl->finalize();
   return std::make_unique<Tokenizer>(std::move(impl));
 }
@@ -503,12 +508,7 @@ void Tokenizer::save_pretrained(const std::string& dir) const {
   if (!n.additional.empty()) cfg["additional_special_tokens"] = n.additional;
   if (impl_->model_max_length > 0) cfg["model_max_length"] = impl_->model_max_length;
   cfg["clean_up_tokenization_spaces"] = impl_->clean_up_spaces;
-  const std::string path = (fs::path(dir) / "tokenizer_config.json").string();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  MIXPEFT_CHECK(out.good(), ErrorKind::kIO, path, ": cannot open for writing");
-  out << cfg.dump(2) << "\n";
-  out.close();
-  MIXPEFT_CHECK(out.good(), ErrorKind::kIO, path, ": write failed");
+  io::write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
 }
 
 }  // namespace mixpeft::tok

@@ -1,8 +1,8 @@
 // Encoding (templates, truncation, padding) and decoding.
 #include <algorithm>
-#include <fstream>
 
 #include "mixpeft/error.h"
+#include "mixpeft/safetensors.h"
 #include "tokenizers/tokenizer_impl.h"
 #include "tokenizers/unicode.h"
 
@@ -338,12 +338,7 @@ std::string Tokenizer::to_tokenizer_json() const {
 }
 
 void Tokenizer::save_tokenizer_json(const std::string& path) const {
-  std::string text = to_tokenizer_json();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  MIXPEFT_CHECK(out.good(), ErrorKind::kIO, path, ": cannot open for writing");
-  out << text;
-  out.close();
-  MIXPEFT_CHECK(out.good(), ErrorKind::kIO, path, ": write failed");
+  io::write_file_atomic(path, to_tokenizer_json());
 }
 
 }  // namespace mixpeft::tok

@@ -70,5 +70,11 @@ nlohmann::ordered_json impl_to_tokenizer_json(const Tokenizer::Impl& impl);
 // Reads a whole file; kNotFound / kIO name the path.
 std::string read_file(const std::string& path);
 
+// The tokenizer.json pre_tokenizer of a byte-level BPE: ByteLevel with GPT-2's
+// regex when split_pattern is empty, else Split(split_pattern, Isolated) then
+// ByteLevel without regex. Shared by Tokenizer::from_byte_level_bpe and the
+// BPE trainer, so that training splits words exactly as encoding will.
+json byte_level_pre_tokenizer_json(const std::string& split_pattern, bool add_prefix_space);
+
 }  // namespace detail
 }  // namespace mixpeft::tok

@@ -31,6 +31,7 @@ class App;
   X(inspect)      /* cmd_inspect.cc: what a model, adapter or file holds */      \
   X(check)        /* cmd_check.cc: outputs against a Hugging Face dump */        \
   X(tokenize)     /* cmd_tokenize.cc: token ids of a text */                     \
+  X(tokenizer)    /* cmd_tokenizer.cc: train a byte-level BPE tokenizer */       \
   X(generate)     /* cmd_generate.cc: continue a prompt (KV cache, sampling) */  \
   X(init_adapter) /* cmd_init_adapter.cc: a fresh adapter and its cost */        \
   X(train)        /* cmd_train.cc: fine-tune as a job file says */               \
