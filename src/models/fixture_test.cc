@@ -36,7 +36,9 @@ TEST_P(FixtureTest, MatchesHuggingFace) {
   for (const auto& [name, t] : ref) {
     const bool output = name.rfind("hidden_states.", 0) == 0 || name == "last_hidden_state" ||
                         name == "pooler_output" || name == "logits" || name == "loss_base";
-    if (output) EXPECT_TRUE(compared.count(name)) << name << " was not compared";
+    if (output) {
+      EXPECT_TRUE(compared.count(name)) << name << " was not compared";
+    }
   }
   EXPECT_GE(compared.size(), 4u);
   std::cout << "[ max |mixpeft - HF| ] " << arch << ": " << worst << " over " << rows.size() << " outputs\n";

@@ -62,6 +62,15 @@ const ArchNames& arch_names(const nlohmann::json& config, const std::string& whe
   fail(ErrorKind::kUnsupported, where, ": model_type \"", type, "\" has no task heads in mixpeft");
 }
 
+// A JSON file, or kCorrupt naming it.
+nlohmann::json read_json(const std::string& path) {
+  try {
+    return nlohmann::json::parse(io::read_file(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(ErrorKind::kCorrupt, path, ": malformed JSON: ", e.what());
+  }
+}
+
 int64_t config_num_labels(const nlohmann::json& config) {
   if (config.contains("num_labels") && config["num_labels"].is_number_integer()) return config["num_labels"];
   if (config.contains("id2label") && config["id2label"].is_object()) return config["id2label"].size();
@@ -269,12 +278,7 @@ std::vector<std::string> head_modules(Model& model) {
 std::shared_ptr<Model> load_task_model(const std::string& path, const std::string& dtype, data::Task task,
                                        const std::vector<std::string>& label_names, uint64_t seed) {
   const std::string config_path = (fs::path(path) / "config.json").string();
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(io::read_file(config_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(ErrorKind::kCorrupt, config_path, ": malformed JSON: ", e.what());
-  }
+  const nlohmann::json config = read_json(config_path);
   const int64_t num_labels = task == data::Task::kRegression ? 1 : static_cast<int64_t>(label_names.size());
   LoadOptions options = load_options_for_task(config, task, num_labels, seed, config_path);
   options.dtype = dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;
@@ -296,12 +300,7 @@ std::shared_ptr<Model> load_task_model(const std::string& path, const std::strin
 std::shared_ptr<peft::PeftModel> load_adapter(const std::string& model_path, const std::string& adapter_dir,
                                               const std::string& dtype) {
   const std::string config_path = (fs::path(adapter_dir) / "adapter_config.json").string();
-  nlohmann::json adapter;
-  try {
-    adapter = nlohmann::json::parse(io::read_file(config_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(ErrorKind::kCorrupt, config_path, ": malformed JSON: ", e.what());
-  }
+  const nlohmann::json adapter = read_json(config_path);
   const std::string task_type = adapter.value("task_type", "");
   if (task_type != "SEQ_CLS") {
     LoadOptions options;
@@ -309,7 +308,7 @@ std::shared_ptr<peft::PeftModel> load_adapter(const std::string& model_path, con
     return peft::PeftModel::load(load_model(model_path, options), adapter_dir);
   }
   // A classifier: the number of labels is the first dimension of the head's last weight.
-  nlohmann::json config = nlohmann::json::parse(io::read_file((fs::path(model_path) / "config.json").string()));
+  const nlohmann::json config = read_json((fs::path(model_path) / "config.json").string());
   const ArchNames& names = arch_names(config, model_path);
   const std::string weights = (fs::path(adapter_dir) / "adapter_model.safetensors").string();
   auto file = io::SafetensorsFile::open(weights);
@@ -368,12 +367,7 @@ Trainable build_trainable(const JobSpec& job, const data::Dataset& dataset) {
   t.method = job.method();
   t.tokenizer_dir = job.model.tokenizer.empty() ? job.model.path : job.model.tokenizer;
   if (!job.model.config.empty()) {
-    nlohmann::json config;
-    try {
-      config = nlohmann::json::parse(io::read_file(job.model.config));
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(ErrorKind::kCorrupt, job.model.config, ": malformed JSON: ", e.what());
-    }
+    const nlohmann::json config = read_json(job.model.config);
     const int64_t num_labels = dataset.task == data::Task::kRegression ? 1 : static_cast<int64_t>(dataset.label_names.size());
     LoadOptions options = load_options_for_task(config, dataset.task, num_labels, job.seed, job.model.config);
     options.dtype = job.model.dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;

@@ -158,7 +158,9 @@ TEST(Trainer, ANanLossStopsTheRunAndKeepsTheLastCheckpoint) {
   ASSERT_FALSE(ckpts.empty());
   // The checkpoint left behind is finite.
   for (auto& [k, t] : io::load_tensors(ckpts.back() + "/trainer_state.safetensors"))
-    if (t.is_floating_point()) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << k;
+    if (t.is_floating_point()) {
+      EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << k;
+    }
 }
 
 TEST(Trainer, BadDataFailsBeforeTraining) {

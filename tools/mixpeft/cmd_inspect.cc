@@ -7,7 +7,9 @@
 //   parameters    107,584 (all float32)
 //   on disk       429,408 bytes (model.safetensors)
 //
-// --tensors lists every tensor (name, dtype, shape).
+// --tensors lists every tensor (name, dtype, shape). For an adapter folder,
+// --model BASE adds the architecture and the trainable parameters and %.
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -17,7 +19,9 @@
 #include "commands.h"
 #include "mixpeft/error.h"
 #include "mixpeft/model.h"
+#include "mixpeft/peft.h"
 #include "mixpeft/safetensors.h"
+#include "mixpeft/train.h"
 
 #include <nlohmann/json.hpp>
 
@@ -64,7 +68,7 @@ void print_tensors(const io::ShardedCheckpoint& ckpt) {
   }
 }
 
-void run(const std::string& path, bool list_tensors) {
+void run(const std::string& path, bool list_tensors, const std::string& base) {
   MIXPEFT_CHECK(fs::exists(path), ErrorKind::kNotFound, path, ": no such file or folder");
   std::vector<std::string> files;
   const int64_t disk = bytes_on_disk(path, &files);
@@ -86,6 +90,20 @@ void run(const std::string& path, bool list_tensors) {
     if (config.contains("target_modules") && !config["target_modules"].is_null())
       std::cout << ", targets " << config["target_modules"].dump();
     std::cout << "\n";
+    if (!config.value("task_type", std::string()).empty())
+      std::cout << "task          " << config["task_type"].get<std::string>() << "\n";
+    if (!base.empty()) {
+      // On its base model: what the adapter costs relative to the whole.
+      auto peft = train::load_adapter(base, path);
+      const int64_t trainable = peft->num_trainable(), all = peft->num_parameters();
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%.4f%%", 100.0 * static_cast<double>(trainable) / static_cast<double>(all));
+      std::cout << "base          " << base << " (" << peft->model().architecture() << ", "
+                << with_commas(all - trainable) << " frozen parameters)\n"
+                << "trainable     " << with_commas(trainable) << " of " << with_commas(all) << " (" << pct << ")\n";
+    }
+  } else {
+    MIXPEFT_CHECK(base.empty(), ErrorKind::kInvalidArgument, "--model: only for an adapter folder");
   }
   if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.json")) {
     auto model = load_model(path);
@@ -113,8 +131,11 @@ void add_inspect_command(CLI::App& app) {
   static std::string path;
   static bool list_tensors = false;
   cmd->add_option("path", path, "Model folder (config.json + weights) or .safetensors file")->required();
+  static std::string base;
   cmd->add_flag("--tensors", list_tensors, "List every tensor with its dtype and shape");
-  cmd->callback([] { run(path, list_tensors); });
+  cmd->add_option("--model", base, "For an adapter: its base model folder, to report trainable parameters and %")
+      ->type_name("DIR");
+  cmd->callback([] { run(path, list_tensors, base); });
 }
 
 }  // namespace mixpeft::cli

@@ -110,6 +110,13 @@ TEST_F(TrainCli, LoraTrainEvalMergeExport) {
   EXPECT_TRUE(fs::exists(dir + "/lora/curves.svg"));
   train_eval_merge_export(*this, "lora", j, losses("lora"), dir,
                           [&](const std::string& a) { return eval_json(a); });
+  // inspect: the adapter on its base, with what trains.
+  CliRun ins = run_cli("inspect " + dir + "/lora/best --model " + mixpeft::testing::fixture_dir("llama"));
+  ASSERT_EQ(ins.code, 0) << ins.err;
+  EXPECT_TRUE(has(ins.out, "LlamaForSequenceClassification")) << ins.out;
+  EXPECT_TRUE(has(ins.out, "task          SEQ_CLS")) << ins.out;
+  EXPECT_TRUE(has(ins.out, "trainable     ")) << ins.out;
+  EXPECT_TRUE(has(ins.out, "%)")) << ins.out;
 }
 
 TEST_F(TrainCli, AdaMixTrainEvalMergeExport) {

@@ -54,7 +54,9 @@ TEST_P(PeftFixture, LogitsLossAndGradientsMatchPeft) {
   }
   EXPECT_EQ(grads, 8 - 4 * (GetParam() == "gpt2"));  // c_attn x 2 layers, or q/v x 2 layers
   for (auto& p : peft->model().named_parameters())
-    if (!p.value().requires_grad()) EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    if (!p.value().requires_grad()) {
+      EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    }
 }
 
 TEST_P(PeftFixture, MergeMatchesPeftMergeAndUnload) {
