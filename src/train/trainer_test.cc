@@ -123,6 +123,28 @@ TEST(Trainer, ResumeIsBitExactForAdaMixRouting) {
   expect_resume_identical(s, {{"peft_type", "ADAMIX"}, {"num_experts", 4}, {"bottleneck_size", 8}}, "adamix");
 }
 
+// The loss of a step is its summed terms over their count, so 2 micro-batches
+// of 4 rows are the same step as 1 batch of 8 (up to float summation order).
+TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
+  Workspace s;
+  auto j = s.job("llama", {{"peft_type", "LORA"}, {"r", 4}}, "big");
+  j["train"]["max_steps"] = 6;
+  JobSpec big = JobSpec::from_json(j);
+  run_training(big, {});
+  j["output_dir"] = s.dir + "/accum";
+  j["train"]["batch_size"] = 4;
+  j["train"]["grad_accum"] = 2;
+  JobSpec accum = JobSpec::from_json(j);
+  run_training(accum, {});
+  auto a = logged(big.output_dir, "train", "loss"), b = logged(accum.output_dir, "train", "loss");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6) << "step " << i + 1;
+  auto fa = io::load_tensors(big.output_dir + "/final/adapter_model.safetensors");
+  auto fb = io::load_tensors(accum.output_dir + "/final/adapter_model.safetensors");
+  for (auto& [k, t] : fa) EXPECT_LT((t - fb.at(k)).abs().max().item<double>(), 1e-5) << k;
+}
+
 TEST(Trainer, CausalLmLossFallsOnCompletions) {
   Workspace s;
   auto j = s.job("gpt2", {{"peft_type", "LORA"}, {"r", 8}}, "lm");
