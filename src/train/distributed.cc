@@ -103,9 +103,9 @@ void all_reduce_gradients(Communicator& comm, const std::vector<std::pair<std::s
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (const auto& [name, p] : parameters) {
-    at::Tensor& g = const_cast<at::Tensor&>(p).mutable_grad();
-    if (!g.defined()) g = at::zeros_like(p);
-    grads.push_back(g);
+    at::Tensor param = p;  // a handle to the same parameter
+    if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(param);
+    grads.push_back(param.grad());
   }
   // One flat buffer per dtype: one collective instead of one per tensor.
   std::map<at::ScalarType, std::vector<size_t>> by_dtype;

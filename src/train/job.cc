@@ -275,14 +275,22 @@ std::vector<std::string> head_modules(Model& model) {
   return heads;
 }
 
-std::shared_ptr<Model> load_task_model(const std::string& path, const std::string& dtype, data::Task task,
-                                       const std::vector<std::string>& label_names, uint64_t seed) {
-  const std::string config_path = (fs::path(path) / "config.json").string();
-  const nlohmann::json config = read_json(config_path);
+namespace {
+
+c10::ScalarType compute_dtype(const std::string& dtype) { return dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat; }
+
+// LoadOptions for a task model from `config` (read from `where`).
+LoadOptions task_options(const nlohmann::json& config, const std::string& where, data::Task task,
+                         const std::vector<std::string>& label_names, uint64_t seed, const std::string& dtype) {
   const int64_t num_labels = task == data::Task::kRegression ? 1 : static_cast<int64_t>(label_names.size());
-  LoadOptions options = load_options_for_task(config, task, num_labels, seed, config_path);
-  options.dtype = dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;
-  auto model = load_model(path, options);
+  LoadOptions options = load_options_for_task(config, task, num_labels, seed, where);
+  options.dtype = compute_dtype(dtype);
+  return options;
+}
+
+// A classifier's config gets the label names; a regressor's its problem type.
+std::shared_ptr<Model> name_labels(std::shared_ptr<Model> model, data::Task task,
+                                   const std::vector<std::string>& label_names) {
   if (task == data::Task::kClassification) {
     nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
     for (size_t i = 0; i < label_names.size(); ++i) {
@@ -297,6 +305,15 @@ std::shared_ptr<Model> load_task_model(const std::string& path, const std::strin
   return model;
 }
 
+}  // namespace
+
+std::shared_ptr<Model> load_task_model(const std::string& path, const std::string& dtype, data::Task task,
+                                       const std::vector<std::string>& label_names, uint64_t seed) {
+  const std::string config_path = (fs::path(path) / "config.json").string();
+  const LoadOptions options = task_options(read_json(config_path), config_path, task, label_names, seed, dtype);
+  return name_labels(load_model(path, options), task, label_names);
+}
+
 std::shared_ptr<peft::PeftModel> load_adapter(const std::string& model_path, const std::string& adapter_dir,
                                               const std::string& dtype) {
   const std::string config_path = (fs::path(adapter_dir) / "adapter_config.json").string();
@@ -304,7 +321,7 @@ std::shared_ptr<peft::PeftModel> load_adapter(const std::string& model_path, con
   const std::string task_type = adapter.value("task_type", "");
   if (task_type != "SEQ_CLS") {
     LoadOptions options;
-    options.dtype = dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;
+    options.dtype = compute_dtype(dtype);
     return peft::PeftModel::load(load_model(model_path, options), adapter_dir);
   }
   // A classifier: the number of labels is the first dimension of the head's last weight.
@@ -323,13 +340,10 @@ std::shared_ptr<peft::PeftModel> load_adapter(const std::string& model_path, con
                 " tensor for the classification head");
   LoadOptions options =
       load_options_for_task(config, data::Task::kClassification, num_labels, 0, model_path + "/config.json");
-  options.dtype = dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;
-  if (num_labels == 1) {
-    auto model = load_model(model_path, options);
-    model->mutable_config()["problem_type"] = "regression";
-    return peft::PeftModel::load(model, adapter_dir);
-  }
-  return peft::PeftModel::load(load_model(model_path, options), adapter_dir);
+  options.dtype = compute_dtype(dtype);
+  auto model = load_model(model_path, options);
+  if (num_labels == 1) model->mutable_config()["problem_type"] = "regression";
+  return peft::PeftModel::load(model, adapter_dir);
 }
 
 // ---- Trainable -----------------------------------------------------------------------------
@@ -368,10 +382,9 @@ Trainable build_trainable(const JobSpec& job, const data::Dataset& dataset) {
   t.tokenizer_dir = job.model.tokenizer.empty() ? job.model.path : job.model.tokenizer;
   if (!job.model.config.empty()) {
     const nlohmann::json config = read_json(job.model.config);
-    const int64_t num_labels = dataset.task == data::Task::kRegression ? 1 : static_cast<int64_t>(dataset.label_names.size());
-    LoadOptions options = load_options_for_task(config, dataset.task, num_labels, job.seed, job.model.config);
-    options.dtype = job.model.dtype == "bfloat16" ? c10::kBFloat16 : c10::kFloat;
-    t.model = create_model(config, options);
+    const LoadOptions options =
+        task_options(config, job.model.config, dataset.task, dataset.label_names, job.seed, job.model.dtype);
+    t.model = name_labels(create_model(config, options), dataset.task, dataset.label_names);
   } else {
     t.model = load_task_model(job.model.path, job.model.dtype, dataset.task, dataset.label_names, job.seed);
   }

@@ -300,7 +300,6 @@ class Run {
       progress->message(line);
     }
     const auto t0 = Clock::now();
-    const int64_t start_step = st.step;
     double tokens = 0, interval_loss = 0;
     int64_t interval_steps = 0;
     bool stop = false;
@@ -402,8 +401,6 @@ class Run {
         ps.lr = lr;
         ps.tokens_per_second = tok_s;
         ps.elapsed_seconds = elapsed;
-        // ETA counts the steps of this process only (a resumed run starts its clock anew).
-        ps.step = st.step;
         progress->update(ps);
       }
       const bool eval_now = (t_.eval_every > 0 && st.step % t_.eval_every == 0) ||
@@ -431,7 +428,6 @@ class Run {
         return;
       }
     }
-    (void)start_step;
     if (progress) progress->finish();
     result.steps = st.step;
     result.last_loss = st.last_loss;

@@ -39,23 +39,20 @@ void run_eval(const EvalArgs& a) {
   std::shared_ptr<Model> model;
   std::string what;
   const std::string method = job.method();
+  // What the run saved: --adapter, else OUTPUT/best, else OUTPUT/final.
+  const std::string trained =
+      !a.adapter.empty() ? a.adapter
+      : fs::exists(fs::path(job.output_dir) / "best") ? job.output_dir + "/best"
+                                                      : job.output_dir + "/final";
   if (a.no_adapter || method == "FULL" || method == "HEAD") {
-    std::string path = job.model.path;
-    if (!a.no_adapter) {  // FULL and HEAD runs save whole models
-      path = a.adapter.empty() ? (fs::exists(fs::path(job.output_dir) / "best") ? job.output_dir + "/best"
-                                                                                 : job.output_dir + "/final")
-                               : a.adapter;
-    }
-    model = train::load_task_model(path, job.model.dtype, ds.task, ds.label_names, job.seed);
-    what = path;
+    // FULL and HEAD runs save whole models.
+    what = a.no_adapter ? job.model.path : trained;
+    model = train::load_task_model(what, job.model.dtype, ds.task, ds.label_names, job.seed);
   } else {
-    std::string dir = a.adapter;
-    if (dir.empty()) dir = fs::exists(fs::path(job.output_dir) / "best") ? job.output_dir + "/best" : job.output_dir + "/final";
-    MIXPEFT_CHECK(fs::exists(fs::path(dir) / "adapter_config.json"), ErrorKind::kNotFound, dir,
+    what = trained;
+    MIXPEFT_CHECK(fs::exists(fs::path(what) / "adapter_config.json"), ErrorKind::kNotFound, what,
                   ": no adapter here (train first, or pass --adapter DIR or --no-adapter)");
-    auto peft = train::load_adapter(job.model.path, dir, job.model.dtype);
-    model = peft->model_ptr();
-    what = dir;
+    model = train::load_adapter(job.model.path, what, job.model.dtype)->model_ptr();
   }
   train::EvalOptions eo;
   eo.batch_size = job.train.eval_batch_size > 0 ? job.train.eval_batch_size : job.train.batch_size;
