@@ -136,6 +136,11 @@ std::shared_ptr<Model> load_task_model(const std::string& path, const std::strin
 std::shared_ptr<peft::PeftModel> load_adapter(const std::string& model_path, const std::string& adapter_dir,
                                               const std::string& dtype = "float32");
 
+// Copies the tokenizer files found in `from` (a folder, or a file whose
+// folder is used) into the folder `to`, each atomically, so a saved model
+// folder loads on its own. Returns how many files were copied.
+int copy_tokenizer_files(const std::string& from, const std::string& to);
+
 // Loads the job's model with its task head and attaches the method.
 Trainable build_trainable(const JobSpec& job, const data::Dataset& dataset);
 

@@ -367,13 +367,20 @@ void Trainable::save(const std::string& dir) const {
   }
   save_model(*model, dir);
   // The tokenizer files travel with a whole model, so the folder loads on its own.
-  const fs::path src = fs::is_directory(tokenizer_dir) ? fs::path(tokenizer_dir) : fs::path(tokenizer_dir).parent_path();
+  copy_tokenizer_files(tokenizer_dir, dir);
+}
+
+int copy_tokenizer_files(const std::string& from, const std::string& to) {
+  const fs::path src = fs::is_directory(from) ? fs::path(from) : fs::path(from).parent_path();
+  int copied = 0;
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                            "merges.txt", "vocab.txt"}) {
     const fs::path file = src / name;
     if (!fs::exists(file)) continue;
-    io::write_file_atomic((fs::path(dir) / name).string(), io::read_file(file.string()));
+    io::write_file_atomic((fs::path(to) / name).string(), io::read_file(file.string()));
+    ++copied;
   }
+  return copied;
 }
 
 Trainable build_trainable(const JobSpec& job, const data::Dataset& dataset) {

@@ -39,6 +39,7 @@ class App;
   X(eval)         /* cmd_eval.cc: metrics of an adapter or model on a split */   \
   X(merge)        /* cmd_merge.cc: fold an adapter into the base, save HF */     \
   X(export)       /* cmd_export.cc: an adapter as HF PEFT LoRA */     \
+  X(convert)      /* cmd_convert.cc: re-save a model in another dtype */         \
   /* end of list */
 
 namespace mixpeft::cli {
