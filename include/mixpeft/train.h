@@ -205,13 +205,21 @@ struct RunResult {
   nlohmann::json best_metrics;       // of the best evaluation
   int64_t best_step = -1;
   bool early_stopped = false;
-  double seconds = 0;                // wall time of this process's training loop
+  double seconds = 0;                // wall time of this process's run (loading included)
+  double train_seconds = 0;          // wall time of the training loop (evaluations included)
+  nlohmann::json test_metrics;       // test split with the best weights (empty without a labelled test split)
+  int64_t test_step = -1;            // the step whose weights test_metrics measured
   int64_t trainable = 0, total = 0;  // parameters
   std::string final_dir, best_dir;   // artifacts written ("" when none)
 };
 
 // Runs a job to the end: trains, evaluates, checkpoints, writes
-// output_dir/{job.json, metrics.jsonl, curves.svg, final/, best/}.
+// output_dir/{job.json, metrics.jsonl, curves.svg, final/, best/} and, when
+// the dataset has a labelled test split, evaluates it with the best weights.
+// Last, output_dir/result.json sums the run up: method, peft config, task,
+// seed, trainable/total parameters, steps, train_seconds, artifact (best/
+// or final/) and its safetensors bytes, metric, best_step/best_metrics,
+// final_metrics, test_step/test_metrics.
 // A NaN or infinite loss stops the run with kInvalidArgument ("step N:
 // the training loss is nan ...") and leaves the last checkpoint in place.
 RunResult run_training(const JobSpec& job, const RunOptions& options);

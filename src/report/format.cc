@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "mixpeft/report.h"
 #include "report/internal.h"
@@ -80,6 +81,13 @@ size_t display_width(const std::string& s) {
 bool looks_numeric(const std::string& s) {
   if (s.empty()) return false;
   std::string t = s;
+  // "12.5 ± 0.3": both halves; "1.2 MB", "12%": the number before the unit.
+  const size_t pm = t.find(" \u00b1 ");
+  if (pm != std::string::npos) return looks_numeric(t.substr(0, pm)) && looks_numeric(t.substr(pm + 4));
+  for (const char* unit : {" MB", " kB", " B"}) {
+    const size_t n = std::strlen(unit);
+    if (t.size() > n && t.compare(t.size() - n, n, unit) == 0) t.resize(t.size() - n);
+  }
   if (t.back() == '%') t.pop_back();
   if (t.empty() || std::isspace(static_cast<unsigned char>(t.front()))) return false;
   char* end = nullptr;

@@ -245,6 +245,74 @@ class Run {
   }
 
   // Validation on rank 0; every process learns whether it improved and whether to stop.
+  // A copy of the trainable parameters at the best evaluation, for the test split.
+  void remember_best() {
+    if (!dataset_.has_test()) return;
+    at::NoGradGuard no_grad;
+    best_params_.clear();
+    for (const auto& [name, p] : trainable_.parameters) best_params_.push_back(p.detach().clone());
+  }
+
+  bool test_has_labels() const {
+    for (const auto& e : dataset_.test.examples) {
+      if (dataset_.task == data::Task::kCausalLm) return true;
+      if (dataset_.task == data::Task::kRegression ? !std::isnan(e.target) : e.label >= 0) return true;
+    }
+    return false;
+  }
+
+  // The test split's metrics with the best weights (the last ones when no
+  // evaluation improved this run, e.g. a resumed run), logged as an eval
+  // record of split "test". The weights stay the best ones afterwards:
+  // final/ was already written.
+  void evaluate_test(const TrainerState& st, RunResult& result, report::Progress* progress) {
+    if (!dataset_.has_test() || !test_has_labels()) return;
+    int64_t step = st.step;
+    if (!best_params_.empty()) {
+      at::NoGradGuard no_grad;
+      for (size_t i = 0; i < best_params_.size(); ++i) trainable_.parameters[i].second.copy_(best_params_[i]);
+      step = st.best_step;
+    }
+    EvalOptions eo;
+    eo.batch_size = t_.eval_batch_size > 0 ? t_.eval_batch_size : t_.batch_size;
+    eo.pad_id = pad_id_;
+    eo.bf16 = t_.bf16;
+    result.test_metrics = evaluate(*trainable_.model, dataset_, dataset_.test, eo);
+    result.test_step = step;
+    log_->write({{"event", "eval"}, {"step", step}, {"split", "test"}, {"metrics", result.test_metrics}});
+    if (progress) progress->message("test (weights of step " + std::to_string(step) + "): " +
+                                    metrics_line(result.test_metrics));
+  }
+
+  // output_dir/result.json: what a report needs about the run, in one file.
+  void write_result_json(const RunResult& result) const {
+    const std::string artifact = result.best_dir.empty() ? result.final_dir : result.best_dir;
+    int64_t bytes = 0;
+    for (const auto& entry : fs::directory_iterator(artifact))
+      if (entry.is_regular_file() && entry.path().extension() == ".safetensors")
+        bytes += static_cast<int64_t>(entry.file_size());
+    nlohmann::json r = {{"job", job_.output_dir},
+                        {"method", trainable_.method},
+                        {"peft", job_.peft},
+                        {"task", data::to_string(dataset_.task)},
+                        {"seed", job_.seed},
+                        {"trainable_parameters", result.trainable},
+                        {"total_parameters", result.total},
+                        {"steps", result.steps},
+                        {"resumed_from_step", result.resumed_from_step},
+                        {"train_seconds", result.train_seconds},
+                        {"tokens_per_step", tokens_per_step_},
+                        {"artifact", artifact},
+                        {"artifact_bytes", bytes},
+                        {"metric", metric_},
+                        {"best_step", result.best_step},
+                        {"best_metrics", result.best_metrics},
+                        {"final_metrics", result.final_metrics},
+                        {"test_step", result.test_step},
+                        {"test_metrics", result.test_metrics}};
+    io::write_file_atomic((fs::path(job_.output_dir) / "result.json").string(), r.dump(2) + "\n");
+  }
+
   nlohmann::json evaluate_now(TrainerState& st, bool& improved, bool& stop) {
     nlohmann::json m;
     at::Tensor flags = at::zeros({2}, at::kLong);
@@ -300,6 +368,9 @@ class Run {
       progress->message(line);
     }
     const auto t0 = Clock::now();
+    loop_start_ = t0;
+    const int64_t first_step = st.step;
+    double run_tokens = 0;
     double tokens = 0, interval_loss = 0;
     int64_t interval_steps = 0;
     bool stop = false;
@@ -318,8 +389,12 @@ class Run {
       for (size_t b = first; b < last; ++b) {
         terms += loss_terms(dataset_.task, examples, plan[b]);
         rows += static_cast<int64_t>(plan[b].size());
-        for (size_t i : plan[b]) tokens += static_cast<double>(examples[i].length());
+        for (size_t i : plan[b]) {
+          tokens += static_cast<double>(examples[i].length());
+          run_tokens += static_cast<double>(examples[i].length());
+        }
       }
+      tokens_per_step_ = run_tokens / static_cast<double>(st.step + 1 - first_step);
       optimizer_->zero_grad();
       double step_loss = 0;
       for (size_t b = first; b < last; ++b) {
@@ -412,9 +487,11 @@ class Run {
           log_->write({{"event", "eval"}, {"step", st.step}, {"split", "validation"}, {"metrics", m}});
           progress->message("step " + std::to_string(st.step) + " validation: " + metrics_line(m) +
                             (improved ? "  (best)" : ""));
-          if (improved)
+          if (improved) {
             replace_dir((fs::path(job_.output_dir) / "best").string(),
                         [&](const std::string& dir) { trainable_.save(dir); });
+            remember_best();
+          }
           if (final_step || stop) result.final_metrics = m;
         }
       }
@@ -438,11 +515,14 @@ class Run {
       result.final_dir = (fs::path(job_.output_dir) / "final").string();
       replace_dir(result.final_dir, [&](const std::string& dir) { trainable_.save(dir); });
       if (st.best_step >= 0) result.best_dir = (fs::path(job_.output_dir) / "best").string();
+      result.train_seconds = seconds_since(loop_start_);
+      evaluate_test(st, result, progress.get());
       log_->write({{"event", "end"},
                    {"step", st.step},
                    {"best_step", st.best_step},
                    {"best_metrics", st.best_metrics},
                    {"early_stopped", result.early_stopped}});
+      write_result_json(result);
       try {
         report::write_svg(report::training_charts(report::read_jsonl(log_path_)),
                           (fs::path(job_.output_dir) / "curves.svg").string());
@@ -464,6 +544,9 @@ class Run {
   Trainable trainable_;
   std::unique_ptr<AdamW> optimizer_;
   peft::AdaMixControl* adamix_ = nullptr;
+  std::vector<at::Tensor> best_params_;  // rank 0, with a test split: the weights of the best evaluation
+  Clock::time_point loop_start_ = Clock::now();
+  double tokens_per_step_ = 0;           // mean non-pad tokens per optimizer step, this run
   std::unique_ptr<data::Batcher> batcher_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0, warmup_ = 0;
   std::string metric_;

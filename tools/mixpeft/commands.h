@@ -37,6 +37,7 @@ class App;
   X(train)        /* cmd_train.cc: fine-tune as a job file says */               \
   X(pretrain)     /* cmd_pretrain.cc: train a model from scratch */              \
   X(eval)         /* cmd_eval.cc: metrics of an adapter or model on a split */   \
+  X(report)       /* cmd_report.cc: a table (and chart) over finished runs */    \
   X(merge)        /* cmd_merge.cc: fold an adapter into the base, save HF */     \
   X(export)       /* cmd_export.cc: an adapter as HF PEFT LoRA */     \
   X(convert)      /* cmd_convert.cc: re-save a model in another dtype */         \

@@ -30,6 +30,7 @@ class TrainCli : public ::testing::Test {
     mixpeft::testing::write_byte_tokenizer(dir + "/tok");
     mixpeft::testing::write_classification_jsonl(dir + "/train.jsonl", 64, 1);
     mixpeft::testing::write_classification_jsonl(dir + "/dev.jsonl", 32, 2);
+    mixpeft::testing::write_classification_jsonl(dir + "/test.jsonl", 24, 3);
   }
   // A TOML job for the llama fixture; `peft` is the [peft] table's body.
   std::string job(const std::string& name, const std::string& peft, const std::string& extra_train = "") {
@@ -38,7 +39,7 @@ class TrainCli : public ::testing::Test {
     out << "output_dir = \"" << dir << "/" << name << "\"\nseed = 3\n\n"
         << "[model]\npath = \"" << mixpeft::testing::fixture_dir("llama") << "\"\ntokenizer = \"" << dir << "/tok\"\n\n"
         << "[dataset]\ntask = \"classification\"\ntrain = \"" << dir << "/train.jsonl\"\nvalidation = \"" << dir
-        << "/dev.jsonl\"\n\n"
+        << "/dev.jsonl\"\ntest = \"" << dir << "/test.jsonl\"\n\n"
         << "[peft]\n" << peft << "\n\n"
         << "[train]\nepochs = 4\nbatch_size = 8\nlr = 5e-3\neval_every = 8\nlog_every = 1\n" << extra_train;
     return path;
@@ -79,6 +80,18 @@ void train_eval_merge_export(TrainCli& t, const std::string& name, const std::st
   nlohmann::json m = eval_json(job);
   EXPECT_EQ(m["accuracy"].get<double>(), best_accuracy) << name;
   EXPECT_NEAR(m["loss"].get<double>(), best_loss, 1e-6) << name;
+  // result.json: the test split was measured with the best weights, as eval measures it.
+  auto result = nlohmann::json::parse(mixpeft::testing::slurp(dir + "/" + name + "/result.json"));
+  EXPECT_EQ(result["test_step"], result["best_step"]) << name;
+  EXPECT_EQ(result["best_metrics"]["accuracy"].get<double>(), best_accuracy) << name;
+  nlohmann::json tm = eval_json(job + " --split test");
+  EXPECT_EQ(result["test_metrics"]["examples"], 24) << name;
+  EXPECT_EQ(tm["accuracy"].get<double>(), result["test_metrics"]["accuracy"].get<double>()) << name;
+  EXPECT_NEAR(tm["loss"].get<double>(), result["test_metrics"]["loss"].get<double>(), 1e-6) << name;
+  EXPECT_EQ(result["artifact_bytes"].get<int64_t>(),
+            static_cast<int64_t>(fs::file_size(dir + "/" + name + "/best/adapter_model.safetensors"))) << name;
+  EXPECT_GT(result["trainable_parameters"].get<int64_t>(), 0) << name;
+  EXPECT_GT(result["total_parameters"].get<int64_t>(), result["trainable_parameters"].get<int64_t>()) << name;
   // and on the model with the adapter merged in.
   const std::string fixture = mixpeft::testing::fixture_dir("llama");
   CliRun merge = run_cli("--threads 1 merge --model " + fixture + " --adapter " + dir + "/" + name + "/best --out " +
@@ -117,6 +130,18 @@ TEST_F(TrainCli, LoraTrainEvalMergeExport) {
   EXPECT_TRUE(has(ins.out, "task          SEQ_CLS")) << ins.out;
   EXPECT_TRUE(has(ins.out, "trainable     ")) << ins.out;
   EXPECT_TRUE(has(ins.out, "%)")) << ins.out;
+  // report: the run's test accuracy, in percent, and a chart.
+  CliRun rep = run_cli("report " + dir + "/lora --json --svg " + dir + "/cmp.svg");
+  ASSERT_EQ(rep.code, 0) << rep.err;
+  auto rows = nlohmann::json::parse(rep.out);
+  auto result = nlohmann::json::parse(mixpeft::testing::slurp(dir + "/lora/result.json"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["method"], "LoRA r4");
+  EXPECT_DOUBLE_EQ(rows[0]["accuracy %"].get<double>(), 100 * result["test_metrics"]["accuracy"].get<double>());
+  EXPECT_TRUE(has(mixpeft::testing::slurp(dir + "/cmp.svg"), "<svg"));
+  CliRun missing = run_cli("report " + dir + "/lora " + dir + "/nope");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_TRUE(has(missing.err, dir + "/nope/result.json: not found (has the run finished?)")) << missing.err;
 }
 
 TEST_F(TrainCli, AdaMixTrainEvalMergeExport) {
