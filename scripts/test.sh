@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up and builds (scripts/setup.sh), then runs every test with CTest.
+# Sets up and builds the tool and the tests (scripts/setup.sh --all), then runs every test with CTest.
 #
 #   scripts/test.sh                 # everything; exit code = ctest's
 #   scripts/test.sh -R cli          # extra arguments go to ctest
@@ -12,7 +12,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 build_dir="${MIXPEFT_BUILD_DIR:-build}"
 
-bash scripts/setup.sh
+bash scripts/setup.sh --all
 
 # A forced OpenBLAS core (OPENBLAS_CORETYPE) can halve GEMM speed; tests run
 # with the kernels OpenBLAS picks for this CPU.

@@ -22,7 +22,7 @@
 namespace mixpeft::cli {
 namespace {
 
-struct TrainArgs {
+struct TokenizerTrainArgs {
   std::vector<std::string> inputs;
   std::string out;
   tok::BpeTrainerOptions options;
@@ -35,7 +35,7 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-void run_train(TrainArgs& a) {
+void run_tokenizer_train(TokenizerTrainArgs& a) {
   namespace fs = std::filesystem;
   // Check every input before spending time on the first.
   for (const auto& path : a.inputs) {
@@ -75,7 +75,7 @@ void run_train(TrainArgs& a) {
 }  // namespace
 
 void add_tokenizer_command(CLI::App& app) {
-  static TrainArgs a;
+  static TokenizerTrainArgs a;
   auto* cmd = app.add_subcommand("tokenizer", "Train tokenizers (subcommand: train)");
   cmd->require_subcommand(1);
   auto* train = cmd->add_subcommand(
@@ -123,7 +123,7 @@ void add_tokenizer_command(CLI::App& app) {
       ->type_name("REGEX");
   train->add_flag("--add-prefix-space", o.add_prefix_space,
                   "Read a text's first word as if a space preceded it (GPT-2/RoBERTa style)");
-  train->callback([] { run_train(a); });
+  train->callback([] { run_tokenizer_train(a); });
 }
 
 }  // namespace mixpeft::cli
