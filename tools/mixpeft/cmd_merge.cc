@@ -26,8 +26,11 @@ void add_merge_command(CLI::App& app) {
     const std::string type = peft->method().peft_type();
     auto merged = peft->merge_and_unload();
     save_model(*merged, out_dir);
+    // The merged folder loads on its own (eval, generate, another merge).
+    const int tokenizer_files = train::copy_tokenizer_files(model_dir, out_dir);
     std::cout << "merged " << type << " adapter (" << tensors << " tensors) into " << merged->architecture() << ": "
-              << out_dir << " (config.json, model.safetensors)\n";
+              << out_dir << " (config.json, model.safetensors"
+              << (tokenizer_files ? ", " + std::to_string(tokenizer_files) + " tokenizer files" : std::string()) << ")\n";
   });
 }
 
