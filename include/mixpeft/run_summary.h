@@ -65,7 +65,7 @@ struct SummaryOptions {
 
 // The table of `mixpeft report`: run (or group, with its number of runs "n"),
 // method, trainable parameters and % of the model, the task's metrics
-// (classification: accuracy and F1 in %; regression: Pearson and Spearman;
+// (classification: accuracy and F1 in %, and MCC; regression: Pearson and Spearman;
 // causal LM: perplexity), the bytes a task stores (the artifact's
 // safetensors; for a head-only run its head in float32, since the rest of
 // the saved folder is the unchanged base), and training time. Grouped cells

@@ -169,6 +169,7 @@ Summary summarize_runs(const std::vector<RunRecord>& runs, const SummaryOptions&
   } else {
     cols.push_back({"accuracy %", [split](const RunRecord& r) { return metric(split_metrics(r, split), "accuracy", 100); }, 2});
     cols.push_back({"F1 %", [split](const RunRecord& r) { return metric(split_metrics(r, split), "f1", 100); }, 2});
+    cols.push_back({"MCC", [split](const RunRecord& r) { return metric(split_metrics(r, split), "mcc"); }, 3});
   }
   // A head-only run saves the whole model, but a task needs only its head
   // (trained in float32) beside the unchanged base.

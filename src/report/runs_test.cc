@@ -77,12 +77,12 @@ TEST(RunSummary, GroupsSeedsIntoMeanAndStd) {
   Summary s = summarize_runs(runs, o);
   ASSERT_EQ(s.rows.size(), 2u);
   EXPECT_EQ(s.header, (std::vector<std::string>{"runs", "method", "n", "trainable", "trainable %", "accuracy %",
-                                                "F1 %", "stored", "train time"}));
+                                                "F1 %", "MCC", "stored", "train time"}));
   EXPECT_EQ(s.rows[0], (std::vector<std::string>{"t-lora", "LoRA r8", "3", "250", "25.000", "92.00 ± 2.00",
-                                                 "92.00 ± 2.00", "4.10 kB", "1m02s"}));
+                                                 "92.00 ± 2.00", "-", "4.10 kB", "1m02s"}));
   EXPECT_EQ(s.rows[1][0], "t-full");
   EXPECT_EQ(s.rows[1][5], "50.00");  // one seed: no ± part
-  EXPECT_EQ(s.rows[1][7], "2.50 MB");
+  EXPECT_EQ(s.rows[1][8], "2.50 MB");
   EXPECT_DOUBLE_EQ(s.json[0]["accuracy %"].get<double>(), 92.0);
   EXPECT_DOUBLE_EQ(s.json[0]["accuracy % std"].get<double>(), 2.0);
 
