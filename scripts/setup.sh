@@ -22,6 +22,7 @@ APT_PACKAGES=(
   libopenblas0-openmp         # fast BLAS that obeys --threads (the pthread build does not)
   nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libgtest-dev
   libtomlplusplus-dev          # TOML job files (mixpeft train jobs/x.toml)
+  libsqlite3-dev               # the profile store of mixpeft serve (src/serve)
   nodejs npm ca-certificates   # npm fetches the tokenizer fixtures over https; node builds data/
 )
 
