@@ -53,6 +53,10 @@ CREATE TABLE profiles (
   version INTEGER NOT NULL,
   tensors BLOB NOT NULL
 );
+-- total_bytes() sums this small covering index instead of reading every row:
+-- 8 ms instead of 70 ms at 100k profiles (docs/SERVING.md), and the store's
+-- mutex is held meanwhile, so a slow sum would stall every lookup.
+CREATE INDEX profiles_bytes ON profiles (bytes);
 )sql";
 
 // Columns 0-8 fill a ProfileMeta (read_meta), column 9 is the tensors.
