@@ -235,8 +235,8 @@ for task in "${tasks[@]}"; do
   "$mixpeft" report "${dirs[@]}" --group-seeds
   splice "$task" "$out/$task.md"
 done
-# The profiles: mean ± std over the new profiles per method, then every run,
-# then the base model without any adapter.
+# The profiles: mean ± std over the new profiles per method, then each new
+# profile's perplexity per method beside the base model's (no adapter).
 dirs=()
 for method in "${profile_methods[@]}"; do
   for p in "${new_profiles[@]}"; do
