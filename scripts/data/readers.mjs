@@ -1,7 +1,8 @@
 // Readers for the source formats inside the Debian packages: Weka ARFF,
-// SWORD zText/zCom modules, R lazy-load databases (character vectors only),
-// and dictd dictionaries. Each is the minimum these pinned files need, and
+// SWORD zText/zCom modules, R lazy-load databases (character vectors, and
+// data frames of them and factors), and dictd dictionaries. Each is the minimum these pinned files need, and
 // each fails loudly on anything else.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 
@@ -201,23 +202,54 @@ const rNames = (o) => {
 };
 
 // Objects of an R lazy-load database (DIR/Rdata.rdx + Rdata.rdb) as
-// {name: value}; zlib-compressed databases only.
+// {name: value}. Each object is a chunk: its uncompressed size (4 bytes,
+// big-endian), then, in databases made with compress = 1, a zlib stream; with
+// compress = 3 (R's default for packages since 3.x: janeaustenr uses 1,
+// modeldata 3) a type byte and the data: '0' stored, '1' zlib, 'Z' a raw
+// LZMA2 stream (decoded by the xz tool, which Debian always has), '2' bzip2
+// (unsupported: no package here needs it).
 export function readRLazyLoad(dir) {
   const index = unserializeR(zlib.gunzipSync(fs.readFileSync(`${dir}/Rdata.rdx`)));
   const top = rNames(index);
   const vars = index.v[top.indexOf('variables')];
   const compressed = index.v[top.indexOf('compressed')];
-  if (!compressed || compressed.v[0] !== 1) fail(`${dir}: only zlib-compressed lazy-load databases are supported`);
+  const mode = compressed && compressed.v[0];
+  if (mode !== 1 && mode !== 3) fail(`${dir}: lazy-load compression ${mode} is not supported (only 1 and 3)`);
   const rdb = fs.readFileSync(`${dir}/Rdata.rdb`);
   const out = {};
   rNames(vars).forEach((name, i) => {
     const [off, len] = vars.v[i].v;
     const chunk = rdb.subarray(off, off + len);
-    const data = zlib.inflateSync(chunk.subarray(4));
-    if (data.length !== chunk.readUInt32BE(0)) fail(`${dir}: object ${name} has the wrong size`);
+    const size = chunk.readUInt32BE(0);
+    let data;
+    const type = mode === 1 ? '1' : String.fromCharCode(chunk[4]);
+    const body = chunk.subarray(mode === 1 ? 4 : 5);
+    if (type === '0') data = body;
+    else if (type === '1') data = zlib.inflateSync(body);
+    else if (type === 'Z') {
+      // R writes LZMA2 with preset 9e: a 64 MiB dictionary at most.
+      data = execFileSync('xz', ['--decompress', '--stdout', '--format=raw', '--lzma2=dict=64MiB'],
+        { input: body, maxBuffer: size + 1024 });
+    } else fail(`${dir}: object ${name} uses compression '${type}', which is not supported`);
+    if (data.length !== size) fail(`${dir}: object ${name} has the wrong size (${data.length}, index says ${size})`);
     out[name] = unserializeR(data);
   });
   return out;
+}
+
+// The columns of an R data frame as {name: values}; factors become their
+// level strings.
+export function rDataFrame(df, what) {
+  const names = rNames(df);
+  if (df.type !== 19 || !names.length) fail(`${what}: not an R data frame`);
+  const cols = {};
+  names.forEach((n, i) => {
+    const c = df.v[i];
+    let levels = null;
+    for (let a = c.attr; a; a = a.cdr) if (a.tag && a.tag.sym === 'levels') levels = a.car.v;
+    cols[n] = levels ? c.v.map((x) => (x === -2147483648 ? null : levels[x - 1])) : c.v;
+  });
+  return cols;
 }
 
 // ---- dictd dictionaries (NAME.index + NAME.dict.dz, gzip-compatible) -----

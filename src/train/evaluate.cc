@@ -105,18 +105,27 @@ std::pair<std::string, bool> default_metric(data::Task task) {
   return {"loss", false};
 }
 
+bool is_labelled(data::Task task, const data::Example& e) {
+  return task == data::Task::kClassification ? e.label >= 0
+         : task == data::Task::kRegression   ? !std::isnan(e.target)
+                                             : !e.labels.empty();
+}
+
+EvalOptions eval_options(const TrainConfig& train, int64_t pad_id) {
+  EvalOptions eo;
+  eo.batch_size = train.eval_batch_size > 0 ? train.eval_batch_size : train.batch_size;
+  eo.pad_id = pad_id;
+  eo.bf16 = train.bf16;
+  return eo;
+}
+
 nlohmann::json evaluate(Model& model, const data::Dataset& dataset, const data::Split& split,
                         const EvalOptions& options) {
   const data::Task task = dataset.task;
   // Only labelled rows count.
   std::vector<size_t> labelled;
-  for (size_t i = 0; i < split.examples.size(); ++i) {
-    const auto& e = split.examples[i];
-    const bool has = task == data::Task::kClassification ? e.label >= 0
-                     : task == data::Task::kRegression   ? !std::isnan(e.target)
-                                                         : !e.labels.empty();
-    if (has) labelled.push_back(i);
-  }
+  for (size_t i = 0; i < split.examples.size(); ++i)
+    if (is_labelled(task, split.examples[i])) labelled.push_back(i);
   MIXPEFT_CHECK(!labelled.empty(), ErrorKind::kInvalidArgument, split.path, ": the ", split.name,
                 " split has no labelled rows to evaluate");
   data::BatchOptions bo;

@@ -24,6 +24,8 @@ TensorBatch to_tensors(const data::Batch& batch, data::Task task, c10::Device de
 // squared error over rows, causal_lm: cross-entropy over completion tokens
 // (logits[:, :-1] against labels[:, 1:], -100 ignored).
 at::Tensor loss_sum(data::Task task, const at::Tensor& logits, const TensorBatch& batch, double label_smoothing);
+// Whether `e` has a target to evaluate against (test rows may have none).
+bool is_labelled(data::Task task, const data::Example& e);
 // The number of loss terms of the examples `indices` (rows, or completion tokens).
 int64_t loss_terms(data::Task task, const std::vector<data::Example>& examples, const std::vector<size_t>& indices);
 

@@ -244,7 +244,6 @@ class Run {
     comm_->barrier();
   }
 
-  // Validation on rank 0; every process learns whether it improved and whether to stop.
   // A copy of the trainable parameters at the best evaluation, for the test split.
   void remember_best() {
     if (!dataset_.has_test()) return;
@@ -254,10 +253,8 @@ class Run {
   }
 
   bool test_has_labels() const {
-    for (const auto& e : dataset_.test.examples) {
-      if (dataset_.task == data::Task::kCausalLm) return true;
-      if (dataset_.task == data::Task::kRegression ? !std::isnan(e.target) : e.label >= 0) return true;
-    }
+    for (const auto& e : dataset_.test.examples)
+      if (is_labelled(dataset_.task, e)) return true;
     return false;
   }
 
@@ -273,11 +270,7 @@ class Run {
       for (size_t i = 0; i < best_params_.size(); ++i) trainable_.parameters[i].second.copy_(best_params_[i]);
       step = st.best_step;
     }
-    EvalOptions eo;
-    eo.batch_size = t_.eval_batch_size > 0 ? t_.eval_batch_size : t_.batch_size;
-    eo.pad_id = pad_id_;
-    eo.bf16 = t_.bf16;
-    result.test_metrics = evaluate(*trainable_.model, dataset_, dataset_.test, eo);
+    result.test_metrics = evaluate(*trainable_.model, dataset_, dataset_.test, eval_options(t_, pad_id_));
     result.test_step = step;
     log_->write({{"event", "eval"}, {"step", step}, {"split", "test"}, {"metrics", result.test_metrics}});
     if (progress) progress->message("test (weights of step " + std::to_string(step) + "): " +
@@ -285,7 +278,7 @@ class Run {
   }
 
   // output_dir/result.json: what a report needs about the run, in one file.
-  void write_result_json(const RunResult& result) const {
+  void write_result_json(const RunResult& result, double tokens_per_step) const {
     const std::string artifact = result.best_dir.empty() ? result.final_dir : result.best_dir;
     int64_t bytes = 0;
     for (const auto& entry : fs::directory_iterator(artifact))
@@ -301,7 +294,7 @@ class Run {
                         {"steps", result.steps},
                         {"resumed_from_step", result.resumed_from_step},
                         {"train_seconds", result.train_seconds},
-                        {"tokens_per_step", tokens_per_step_},
+                        {"tokens_per_step", tokens_per_step},
                         {"artifact", artifact},
                         {"artifact_bytes", bytes},
                         {"metric", metric_},
@@ -313,15 +306,12 @@ class Run {
     io::write_file_atomic((fs::path(job_.output_dir) / "result.json").string(), r.dump(2) + "\n");
   }
 
+  // Validation on rank 0; every process learns whether it improved and whether to stop.
   nlohmann::json evaluate_now(TrainerState& st, bool& improved, bool& stop) {
     nlohmann::json m;
     at::Tensor flags = at::zeros({2}, at::kLong);
     if (rank0_) {
-      EvalOptions eo;
-      eo.batch_size = t_.eval_batch_size > 0 ? t_.eval_batch_size : t_.batch_size;
-      eo.pad_id = pad_id_;
-      eo.bf16 = t_.bf16;
-      m = evaluate(*trainable_.model, dataset_, dataset_.validation, eo);
+      m = evaluate(*trainable_.model, dataset_, dataset_.validation, eval_options(t_, pad_id_));
       const double v = m.value(metric_, std::nan(""));
       improved = st.best_step < 0 || (greater_ ? v > st.best_value : v < st.best_value);
       if (std::isnan(v)) improved = st.best_step < 0;
@@ -368,7 +358,6 @@ class Run {
       progress->message(line);
     }
     const auto t0 = Clock::now();
-    loop_start_ = t0;
     const int64_t first_step = st.step;
     double run_tokens = 0;
     double tokens = 0, interval_loss = 0;
@@ -394,7 +383,6 @@ class Run {
           run_tokens += static_cast<double>(examples[i].length());
         }
       }
-      tokens_per_step_ = run_tokens / static_cast<double>(st.step + 1 - first_step);
       optimizer_->zero_grad();
       double step_loss = 0;
       for (size_t b = first; b < last; ++b) {
@@ -515,14 +503,15 @@ class Run {
       result.final_dir = (fs::path(job_.output_dir) / "final").string();
       replace_dir(result.final_dir, [&](const std::string& dir) { trainable_.save(dir); });
       if (st.best_step >= 0) result.best_dir = (fs::path(job_.output_dir) / "best").string();
-      result.train_seconds = seconds_since(loop_start_);
+      result.train_seconds = seconds_since(t0);
       evaluate_test(st, result, progress.get());
       log_->write({{"event", "end"},
                    {"step", st.step},
                    {"best_step", st.best_step},
                    {"best_metrics", st.best_metrics},
                    {"early_stopped", result.early_stopped}});
-      write_result_json(result);
+      // Mean tokens (padding excluded) per optimizer step of this process's run.
+      write_result_json(result, st.step > first_step ? run_tokens / static_cast<double>(st.step - first_step) : 0.0);
       try {
         report::write_svg(report::training_charts(report::read_jsonl(log_path_)),
                           (fs::path(job_.output_dir) / "curves.svg").string());
@@ -545,8 +534,6 @@ class Run {
   std::unique_ptr<AdamW> optimizer_;
   peft::AdaMixControl* adamix_ = nullptr;
   std::vector<at::Tensor> best_params_;  // rank 0, with a test split: the weights of the best evaluation
-  Clock::time_point loop_start_ = Clock::now();
-  double tokens_per_step_ = 0;           // mean non-pad tokens per optimizer step, this run
   std::unique_ptr<data::Batcher> batcher_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0, warmup_ = 0;
   std::string metric_;

@@ -1,7 +1,7 @@
 // mixpeft convert: re-save a model folder with its weights in another dtype.
 //
 //   $ mixpeft convert --model runs/pretrain/final --out models/mixpeft-base --dtype bfloat16
-//   converted LlamaForCausalLM (6,843,648 parameters) to bfloat16: models/mixpeft-base
+//   converted LlamaForCausalLM (6843648 parameters) to bfloat16: models/mixpeft-base
 //   (config.json, model.safetensors 13.7 MB, 2 tokenizer files)
 //
 // The tokenizer files beside the model travel with it. Stored F32/F16/BF16

@@ -54,11 +54,7 @@ void run_eval(const EvalArgs& a) {
                   ": no adapter here (train first, or pass --adapter DIR or --no-adapter)");
     model = train::load_adapter(job.model.path, what, job.model.dtype)->model_ptr();
   }
-  train::EvalOptions eo;
-  eo.batch_size = job.train.eval_batch_size > 0 ? job.train.eval_batch_size : job.train.batch_size;
-  eo.pad_id = data::pad_id_for(*tokenizer);
-  eo.bf16 = job.train.bf16;
-  nlohmann::json m = train::evaluate(*model, ds, *split, eo);
+  nlohmann::json m = train::evaluate(*model, ds, *split, train::eval_options(job.train, data::pad_id_for(*tokenizer)));
   if (a.json) {
     std::cout << nlohmann::json{{"model", what}, {"split", a.split}, {"metrics", m}}.dump() << "\n";
     return;
