@@ -57,7 +57,9 @@ dataset_toml() {
   if [[ "$task" == lm_moby || "$task" == profile:* ]]; then
     [[ "$task" == profile:* ]] && d="data/profiles/${task#profile:}"
     printf 'task = "causal_lm"\ntrain = "%s/train.jsonl"\nvalidation = "%s/validation.jsonl"\n' "$d" "$d"
-    printf 'columns = { prompt = "prompt", completion = "completion" }\nmax_length = 128\n'
+    # Moby-Dick passages: 128 tokens; profiles: 64, like the classification tasks.
+    printf 'columns = { prompt = "prompt", completion = "completion" }\nmax_length = %s\n' \
+      "$([[ "$task" == profile:* ]] && echo 64 || echo 128)"
   else
     printf 'task = "classification"\ntrain = "%s/train.jsonl"\nvalidation = "%s/validation.jsonl"\n' "$d" "$d"
     printf 'test = "%s/test.jsonl"\nmax_length = 64\n' "$d"
