@@ -242,6 +242,36 @@ for task in "${tasks[@]}" "${extra_tasks[@]}"; do
   "$mixpeft" report "${dirs[@]}" --group-seeds
   splice "$task" "$out/$task.md"
 done
+# The overview: one row per method, the headline metric of each main task
+# (MCC on test; Moby-Dick validation perplexity) and the bytes stored per task.
+node - "$out" "${tasks[@]}" > "$out/overview.md" <<'EOF_NODE'
+const fs = require('fs');
+const [out, ...tasks] = process.argv.slice(2);
+const rows = new Map();  // method key -> {label, cells}
+for (const task of tasks) {
+  const file = `${out}/${task}.json`;
+  if (!fs.existsSync(file)) continue;
+  for (const r of JSON.parse(fs.readFileSync(file, 'utf8'))) {
+    const key = r.run.slice(task.length + 1);
+    if (!rows.has(key)) rows.set(key, { label: r.method, cells: {}, stored: [] });
+    const row = rows.get(key);
+    const lm = 'perplexity' in r;
+    const v = lm ? r.perplexity : r.MCC, sd = lm ? r['perplexity std'] : r['MCC std'];
+    row.cells[task] = `${v.toFixed(lm ? 1 : 3)} ± ${(sd || 0).toFixed(lm ? 1 : 3)}`;
+    if (!lm) row.stored.push(r.stored);
+  }
+}
+const bytes = (b) => b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b} B`;
+const head = tasks.map((t) => (t.startsWith('lm_') ? `${t} perplexity` : `${t} MCC`));
+console.log(`| method | ${head.join(' | ')} | stored per classification task |`);
+console.log(`| --- | ${tasks.map(() => '---:').join(' | ')} | ---: |`);
+for (const { label, cells, stored } of rows.values()) {
+  const st = stored.length ? bytes(Math.round(stored.reduce((a, b) => a + b, 0) / stored.length)) : '-';
+  console.log(`| ${label} | ${tasks.map((t) => cells[t] || '-').join(' | ')} | ${st} |`);
+}
+EOF_NODE
+cat "$out/overview.md"
+splice overview "$out/overview.md"
 # The profiles: mean ± std over the new profiles per method, then each new
 # profile's perplexity per method beside the base model's (no adapter).
 dirs=()
