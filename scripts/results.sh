@@ -173,6 +173,8 @@ run_jobs() {
 
 steps=80          # per run of the task grid
 profile_steps=60  # per profile run
+long_steps=320    # the budget ablation (spam only)
+long_methods=(lora adamix_lora)
 
 # The multi-profile task: 14 presidents (data/profiles), alternately a bank
 # profile (a Pfeiffer adapter goes into the bank) or a new profile (X-PEFT
@@ -215,6 +217,17 @@ if (( ! tables_only )); then
   done
   run_jobs "${phase1[@]}"
   run_jobs "${phase2[@]}"
+  # Phase 3, the budget ablation: does AdaMix catch up with LoRA when each
+  # of its experts gets more updates? Spam, 4x the steps.
+  phase3=()
+  for method in "${long_methods[@]}"; do
+    for seed in "${seeds[@]}"; do
+      name="spam-${method//_/-}-long-s$seed"
+      write_job "$name" spam "$method" "$seed" "$long_steps"
+      phase3+=("$name")
+    done
+  done
+  run_jobs "${phase3[@]}"
 fi
 
 # splice NAME FILE: replace the lines between the NAME markers of docs/RESULTS.md with FILE.
@@ -272,6 +285,19 @@ for (const { label, cells, stored } of rows.values()) {
 EOF_NODE
 cat "$out/overview.md"
 splice overview "$out/overview.md"
+# The budget ablation.
+dirs=()
+for method in "${long_methods[@]}"; do
+  for seed in "${seeds[@]}"; do
+    d="$out/spam-${method//_/-}-long-s$seed"
+    [[ -f "$d/result.json" ]] && dirs+=("$d")
+  done
+done
+if [[ ${#dirs[@]} -gt 0 ]]; then
+  "$mixpeft" report "${dirs[@]}" --group-seeds --markdown > "$out/ablation.md"
+  cat "$out/ablation.md"
+  splice ablation "$out/ablation.md"
+fi
 # The profiles: mean ± std over the new profiles per method, then each new
 # profile's perplexity per method beside the base model's (no adapter).
 dirs=()
