@@ -1,0 +1,338 @@
+// The HTTP side of the server (src/serve/server.cc) over real HTTP on
+// 127.0.0.1, in this process, with a scripted Backend: routes, strict JSON,
+// statuses, authentication, limits, metrics. The real model side is tested
+// end to end by tools/mixpeft/serve_cli_test.cc.
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "mixpeft/error.h"
+#include "mixpeft/serve.h"
+
+namespace mixpeft::serve {
+namespace {
+
+using json = nlohmann::json;
+
+// A valid safetensors buffer: header {"t": F32 [2]} and 8 bytes.
+std::string tiny_safetensors() {
+  const std::string header = R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 255);
+  return out + header + std::string(8, '\0');
+}
+
+// Answers from the request alone, so tests can predict every number; can be
+// told to block, to test the admission limit.
+class ScriptedBackend : public Backend {
+ public:
+  ClassifyResult classify(const ProfileMeta& meta, const ClassifyRequest& r) override {
+    wait_if_blocked();
+    MIXPEFT_CHECK(meta.kind != "ADAMIX", ErrorKind::kInvalidArgument, "profile \"", meta.name, "\": wrong task");
+    ClassifyResult out;
+    auto add = [&](double x) {
+      out.logits.push_back({float(x), float(meta.version)});
+      out.labels.push_back(x > meta.version ? 0 : 1);
+      out.label_names.push_back(x > meta.version ? "A" : "B");
+    };
+    for (const auto& t : r.texts) add(double(t.size()));
+    for (const auto& row : r.input_ids) add(double(row.size()));
+    return out;
+  }
+  GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& r) override {
+    wait_if_blocked();
+    GenerateResult out;
+    for (int64_t i = 0; i < r.max_new_tokens; ++i) out.tokens.push_back(i);
+    out.finish_reason = "length";
+    return out;
+  }
+  void check_servable(const Profile& p) override {
+    MIXPEFT_CHECK(p.kind != "MOSLORA", ErrorKind::kUnsupported, "profile \"", p.name, "\": not on this model");
+  }
+  void forget(const std::string& name) override { ++forgotten; }
+  BackendStats stats() const override { return {}; }
+  std::string describe_json() const override { return R"({"model": "scripted"})"; }
+
+  void block() {
+    std::lock_guard<std::mutex> lock(mutex);
+    blocked = true;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      blocked = false;
+    }
+    cv.notify_all();
+  }
+  std::atomic<int> waiting{0}, forgotten{0};
+
+ private:
+  void wait_if_blocked() {
+    std::unique_lock<std::mutex> lock(mutex);
+    ++waiting;
+    cv.wait(lock, [&] { return !blocked; });
+    --waiting;
+  }
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool blocked = false;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start(); }
+  void TearDown() override {
+    stop();
+    std::filesystem::remove_all(dir_);
+  }
+  void start(const std::string& token = "") {
+    dir_ = ::testing::TempDir() + "server_test_" + std::to_string(getpid());
+    std::filesystem::create_directories(dir_);
+    store_ = std::make_unique<ProfileStore>(dir_ + "/p.db");
+    ServerOptions o;
+    o.port = 0;
+    o.token = token;
+    o.max_body_bytes = 4096;
+    o.max_seq_len = 8;
+    o.max_batch = 3;
+    o.max_queue = 2;
+    o.max_new_tokens = 5;
+    o.threads = 6;
+    server_ = std::make_unique<Server>(o, *store_, backend_);
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->run(); });
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(10, 0);
+    // Wait until it answers.
+    for (int i = 0; i < 200 && !client_->Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  void stop() {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+  }
+
+  struct Reply {
+    int status = -1;
+    json body;
+    std::string text;
+  };
+  Reply call(const std::string& method, const std::string& path, const std::string& body = "",
+             const std::string& token = "") {
+    httplib::Headers headers;
+    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    httplib::Result r = method == "GET"      ? client_->Get(path.c_str(), headers)
+                        : method == "DELETE" ? client_->Delete(path.c_str(), headers)
+                                             : client_->Post(path.c_str(), headers, body, "application/json");
+    Reply out;
+    if (!r) return out;
+    out.status = r->status;
+    out.text = r->body;
+    out.body = json::parse(r->body, nullptr, false);
+    return out;
+  }
+  static std::string code(const Reply& r) {
+    return r.body.is_object() && r.body.contains("error") ? r.body["error"]["code"].get<std::string>() : "";
+  }
+  static std::string upload(const std::string& name, const std::string& kind = "LORA") {
+    return json{{"name", name},
+                {"kind", kind},
+                {"config", {{"peft_type", kind}, {"r", 4}}},
+                {"tensors", base64_encode(tiny_safetensors())},
+                {"metadata", {{"owner", "test"}}}}
+        .dump();
+  }
+
+  std::string dir_;
+  ScriptedBackend backend_;
+  std::unique_ptr<ProfileStore> store_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  std::unique_ptr<httplib::Client> client_;
+  int port_ = 0;
+};
+
+TEST(Base64, RoundTripsEveryLengthAndRefusesBadText) {
+  std::string bytes;
+  for (int n = 0; n < 20; ++n) {
+    EXPECT_EQ(base64_decode(base64_encode(bytes), "x"), bytes) << n;
+    bytes += char(n * 37 + 200);
+  }
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_decode("Zm8=", "x"), "fo");
+  EXPECT_THROW(base64_decode("Zm8", "x"), Error);
+  EXPECT_THROW(base64_decode("Zm 8", "x"), Error);
+  EXPECT_THROW(base64_decode("Z=m8", "x"), Error);
+}
+
+TEST_F(ServerTest, HealthAndProfileLifecycle) {
+  Reply h = call("GET", "/health");
+  ASSERT_EQ(h.status, 200) << h.text;
+  EXPECT_EQ(h.body["status"], "ok");
+  EXPECT_EQ(h.body["profiles"], 0);
+
+  Reply c = call("POST", "/v1/profiles", upload("alice"));
+  ASSERT_EQ(c.status, 201) << c.text;
+  EXPECT_EQ(c.body["name"], "alice");
+  EXPECT_EQ(c.body["metadata"]["owner"], "test");
+  EXPECT_EQ(c.body["bytes"], int64_t(tiny_safetensors().size()));
+  EXPECT_EQ(call("POST", "/v1/profiles", upload("alice")).status, 409);
+  json replace = json::parse(upload("alice"));
+  replace["replace"] = true;
+  Reply r = call("POST", "/v1/profiles", replace.dump());
+  ASSERT_EQ(r.status, 201) << r.text;
+  EXPECT_GT(r.body["version"].get<int64_t>(), c.body["version"].get<int64_t>());
+  EXPECT_EQ(backend_.forgotten, 1);
+
+  for (const char* n : {"bob", "carol", "dave"}) ASSERT_EQ(call("POST", "/v1/profiles", upload(n)).status, 201);
+  Reply page = call("GET", "/v1/profiles?limit=2");
+  ASSERT_EQ(page.status, 200) << page.text;
+  ASSERT_EQ(page.body["profiles"].size(), 2u);
+  EXPECT_EQ(page.body["profiles"][0]["name"], "alice");
+  EXPECT_EQ(page.body["next_after"], "bob");
+  Reply page2 = call("GET", "/v1/profiles?limit=2&after=bob");
+  ASSERT_EQ(page2.body["profiles"].size(), 2u);
+  EXPECT_EQ(page2.body["profiles"][1]["name"], "dave");
+  Reply page3 = call("GET", "/v1/profiles?limit=2&after=dave");
+  EXPECT_EQ(page3.body["profiles"].size(), 0u);
+  EXPECT_TRUE(page3.body["next_after"].is_null());
+
+  Reply g = call("GET", "/v1/profiles/carol");
+  ASSERT_EQ(g.status, 200);
+  EXPECT_EQ(g.body["config"]["r"], 4);
+  EXPECT_EQ(call("DELETE", "/v1/profiles/carol").status, 200);
+  EXPECT_EQ(code(call("GET", "/v1/profiles/carol")), "unknown_profile");
+  EXPECT_EQ(call("DELETE", "/v1/profiles/carol").status, 404);
+  EXPECT_EQ(call("GET", "/health").body["profiles"], 3);
+}
+
+TEST_F(ServerTest, InferenceAnswersAndChecksItsInput) {
+  ASSERT_EQ(call("POST", "/v1/profiles", upload("p1")).status, 201);
+  Reply ok = call("POST", "/v1/classify", R"({"profile": "p1", "texts": ["abc", "abcdefgh"]})");
+  ASSERT_EQ(ok.status, 200) << ok.text;
+  ASSERT_EQ(ok.body["results"].size(), 2u);
+  EXPECT_EQ(ok.body["results"][0]["logits"][0], 3.0);
+  EXPECT_EQ(ok.body["results"][1]["label_name"], "A");
+  Reply ids = call("POST", "/v1/classify", R"({"profile": "p1", "input_ids": [[1, 2], [3]]})");
+  ASSERT_EQ(ids.status, 200) << ids.text;
+  EXPECT_EQ(ids.body["results"][1]["logits"][0], 1.0);
+  Reply gen = call("POST", "/v1/generate", R"({"profile": "p1", "input_ids": [1, 2], "max_new_tokens": 3})");
+  ASSERT_EQ(gen.status, 200) << gen.text;
+  EXPECT_EQ(gen.body["tokens"], json({0, 1, 2}));
+
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/classify", "{not json", 400, "bad_json"},
+      {"/v1/classify", "[1, 2]", 400, "bad_json"},
+      {"/v1/classify", R"({"profile": "p1", "text": "a", "colour": 1})", 400, "unknown_field"},
+      {"/v1/classify", R"({"text": "a"})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": 7, "text": "a"})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1"})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1", "text": "a", "texts": ["b"]})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1", "texts": []})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1", "texts": ["a", 2]})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1", "texts": ["a", "b", "c", "d"]})", 400, "too_many_inputs"},
+      {"/v1/classify", R"({"profile": "p1", "input_ids": [[1, 2, 3, 4, 5, 6, 7, 8, 9]]})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1", "input_ids": [[-1]]})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "p1", "input_ids": [[1.5]]})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "../etc", "text": "a"})", 400, "invalid_field"},
+      {"/v1/classify", R"({"profile": "nobody", "text": "a"})", 404, "unknown_profile"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "max_new_tokens": 6})", 400, "invalid_field"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1, 2, 3, 4], "max_new_tokens": 5})", 400, "too_long"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "top_p": 0})", 400, "invalid_field"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "temperature": -1})", 400, "invalid_field"},
+      {"/v1/generate", R"({"profile": "p1", "prompt": ""})", 400, "invalid_field"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "stream": true})", 400, "unknown_field"},
+      {"/v1/profiles", upload("bad name"), 400, "invalid_field"},
+      {"/v1/profiles", upload("x", "PREFIX"), 400, "invalid_argument"},
+      {"/v1/profiles", upload("x", "MOSLORA"), 422, "unsupported"},
+      {"/v1/profiles", R"({"name": "x", "kind": "LORA", "config": [], "tensors": ""})", 400, "invalid_field"},
+      {"/v1/profiles", R"({"name": "x", "kind": "LORA", "config": {}, "tensors": "AAA"})", 400, "invalid_argument"},
+      {"/v1/profiles", R"({"name": "x", "kind": "LORA", "config": {}, "tensors": "AAAA"})", 400, "corrupt"},
+      {"/v1/profiles", R"({"name": "x", "kind": "LORA", "config": {}, "tensors": "", "owner": 1})", 400, "unknown_field"},
+      {"/v1/profiles", std::string(5000, ' '), 413, "body_too_large"},
+      {"/v1/nothing", "{}", 404, "no_route"},
+  };
+  for (const auto& c : cases) {
+    Reply r = call("POST", c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.path << " " << c.body << "\n" << r.text;
+    EXPECT_EQ(code(r), c.code) << c.path << " " << c.body << "\n" << r.text;
+    EXPECT_FALSE(r.body["error"]["message"].get<std::string>().empty()) << r.text;
+  }
+  // A name the backend refuses as the wrong task: 400 from its Error.
+  ASSERT_EQ(call("POST", "/v1/profiles", upload("mix", "ADAMIX")).status, 201);
+  EXPECT_EQ(call("POST", "/v1/classify", R"({"profile": "mix", "text": "a"})").status, 400);
+  EXPECT_EQ(code(call("GET", "/v1/profiles?limit=0")), "invalid_field");
+  EXPECT_EQ(code(call("GET", "/v1/profiles?page=2")), "unknown_field");
+  EXPECT_EQ(code(call("GET", "/v1/profiles/.hidden")), "invalid_name");
+  // Nothing of the above was stored.
+  EXPECT_EQ(call("GET", "/health").body["profiles"], 2);
+}
+
+TEST_F(ServerTest, FullQueueAnswers503AndMetricsCountEverything) {
+  ASSERT_EQ(call("POST", "/v1/profiles", upload("p1")).status, 201);
+  backend_.block();
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 2; ++i)
+    clients.emplace_back([&] {
+      httplib::Client c("127.0.0.1", port_);
+      c.set_read_timeout(20, 0);
+      auto r = c.Post("/v1/classify", R"({"profile": "p1", "text": "a"})", "application/json");
+      if (r && r->status == 200) ++ok;
+    });
+  for (int i = 0; i < 500 && backend_.waiting < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(backend_.waiting, 2);
+  Reply busy = call("POST", "/v1/classify", R"({"profile": "p1", "text": "a"})");
+  EXPECT_EQ(busy.status, 503) << busy.text;
+  EXPECT_EQ(code(busy), "overloaded");
+  backend_.release();
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(call("POST", "/v1/classify", R"({"profile": "p1", "text": "a"})").status, 200);
+
+  Reply m = call("GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.text.find("mixpeft_serve_requests_total{endpoint=\"POST /v1/classify\",code=\"200\"} 3"), std::string::npos)
+      << m.text;
+  EXPECT_NE(m.text.find("mixpeft_serve_requests_total{endpoint=\"POST /v1/classify\",code=\"503\"} 1"), std::string::npos);
+  EXPECT_NE(m.text.find("mixpeft_serve_errors_total{code=\"503\"} 1"), std::string::npos);
+  EXPECT_NE(m.text.find("mixpeft_serve_overloaded_total 1"), std::string::npos);
+  EXPECT_NE(m.text.find("mixpeft_serve_request_seconds_count{endpoint=\"POST /v1/classify\"} 4"), std::string::npos);
+  EXPECT_NE(m.text.find("mixpeft_serve_batch_rows_bucket{le=\"1\"} 3"), std::string::npos);
+  EXPECT_NE(m.text.find("mixpeft_serve_adapter_cache_hits_total"), std::string::npos);
+}
+
+TEST_F(ServerTest, TokenGuardsProfileManagementOnly) {
+  stop();
+  std::filesystem::remove_all(dir_);
+  start("s3cret");
+  EXPECT_EQ(call("POST", "/v1/profiles", upload("p1")).status, 401);
+  Reply wrong = call("GET", "/v1/profiles", "", "s3cre");
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(code(wrong), "unauthorized");
+  EXPECT_EQ(call("GET", "/v1/profiles/p1").status, 401);
+  EXPECT_EQ(call("DELETE", "/v1/profiles/p1").status, 401);
+  ASSERT_EQ(call("POST", "/v1/profiles", upload("p1"), "s3cret").status, 201);
+  EXPECT_EQ(call("GET", "/v1/profiles", "", "s3cret").status, 200);
+  // Inference, health and metrics need no token.
+  EXPECT_EQ(call("POST", "/v1/classify", R"({"profile": "p1", "text": "a"})").status, 200);
+  EXPECT_EQ(call("GET", "/health").status, 200);
+  EXPECT_EQ(call("GET", "/metrics").status, 200);
+}
+
+}  // namespace
+}  // namespace mixpeft::serve
