@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,12 @@ struct ServerOptions {
   // Inference requests admitted at once (running or waiting for the model);
   // one more is answered 503 with Retry-After. Bounds memory and latency.
   int64_t max_queue = 64;
+  // Batching of classify requests (src/serve/batcher.h): the first waiting
+  // request waits up to batch_window_us for others, then up to
+  // max_batch_rows rows of any profiles run as one forward pass. A longer
+  // window makes larger batches (throughput) at the price of latency.
+  int64_t batch_window_us = 2000;
+  int64_t max_batch_rows = 32;  // at least max_batch
   int threads = 8;  // HTTP worker threads (each holds one connection)
 };
 
@@ -59,6 +66,17 @@ struct ClassifyResult {
   std::vector<int64_t> labels;             // argmax per row
   std::vector<std::string> label_names;    // id2label of the argmax ("" when the model has none)
 };
+// One classify request in a batch, and what became of it: a result, or the
+// error it alone failed with (its profile could not be applied, ...).
+struct ClassifyItem {
+  ProfileMeta meta;
+  ClassifyRequest request;
+};
+struct ClassifyOutcome {
+  ClassifyResult result;
+  std::exception_ptr error;
+};
+
 struct GenerateRequest {
   std::string profile;
   std::string prompt;            // text; or
@@ -87,8 +105,11 @@ struct BackendStats {
 class Backend {
  public:
   virtual ~Backend() = default;
-  // `meta` is the profile as the store has it now (name, kind, config, version).
-  virtual ClassifyResult classify(const ProfileMeta& meta, const ClassifyRequest& request) = 0;
+  // One forward pass over the rows of every item, each row with its own
+  // profile's adapters; one outcome per item, in order. `meta` is the profile
+  // as the store had it when the request arrived (name, kind, config, version).
+  virtual std::vector<ClassifyOutcome> classify_batch(const std::vector<ClassifyItem>& items) = 0;
+  // One request at a time (generation is not batched yet).
   virtual GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& request) = 0;
   // Checks, before the store keeps it, that this server can apply `profile`
   // (its method, its bank, its base model's shapes): kInvalidArgument or

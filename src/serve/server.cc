@@ -18,6 +18,7 @@
 
 #include "mixpeft/error.h"
 #include "mixpeft/serve.h"
+#include "serve/batcher.h"
 
 namespace mixpeft::serve {
 
@@ -244,6 +245,7 @@ struct ServeMetrics {
   std::map<std::pair<std::string, int>, int64_t> requests;  // (endpoint, status)
   std::map<std::string, Histogram> latency;                 // by endpoint
   Histogram batch_rows{kBatchBounds};
+  Histogram batch_profiles{kBatchBounds};
   int64_t overloaded = 0;
 
   void count(const std::string& endpoint, int status) {
@@ -254,9 +256,10 @@ struct ServeMetrics {
     std::lock_guard<std::mutex> lock(mutex);
     latency.try_emplace(endpoint, kLatencyBounds).first->second.observe(seconds);
   }
-  void rows(int64_t n) {
+  void batch(int64_t rows, int64_t profiles) {
     std::lock_guard<std::mutex> lock(mutex);
-    batch_rows.observe(double(n));
+    batch_rows.observe(double(rows));
+    batch_profiles.observe(double(profiles));
   }
 };
 
@@ -275,13 +278,33 @@ struct Server::Impl {
   ServerOptions options;
   ProfileStore& store;
   Backend& backend;
+  // Before http: destroyed after it, so no HTTP thread waits on a dead batcher.
+  Batcher<ClassifyItem, ClassifyOutcome> batcher;
   httplib::Server http;
   ServeMetrics metrics;
   std::atomic<int64_t> admitted{0};
   std::atomic<bool> stopped{false};
   int port = -1;
 
-  Impl(const ServerOptions& o, ProfileStore& s, Backend& b) : options(o), store(s), backend(b) {}
+  Impl(const ServerOptions& o, ProfileStore& s, Backend& b)
+      : options(o),
+        store(s),
+        backend(b),
+        batcher(BatcherOptions{o.batch_window_us, o.max_batch_rows},
+                [this](std::vector<ClassifyItem>& items) { return run_batch(items); }) {}
+
+  ~Impl() { batcher.stop(); }
+
+  std::vector<ClassifyOutcome> run_batch(std::vector<ClassifyItem>& items) {
+    int64_t rows = 0;
+    std::set<std::string> profiles;
+    for (const auto& it : items) {
+      rows += int64_t(it.request.texts.size() + it.request.input_ids.size());
+      profiles.insert(it.meta.name);
+    }
+    metrics.batch(rows, int64_t(profiles.size()));
+    return backend.classify_batch(items);
+  }
 
   using Body = std::function<void(const httplib::Request&, httplib::Response&)>;
 
@@ -365,8 +388,11 @@ struct Server::Impl {
       http_fail(400, "too_many_inputs", cat("request has ", n, " inputs, more than the limit of ", options.max_batch));
     ProfileMeta meta = profile_for(r.profile);
     Admission slot = admit();
-    metrics.rows(n);
-    ClassifyResult out = backend.classify(meta, r);
+    ClassifyOutcome outcome = batcher.submit(ClassifyItem{meta, r}, n);
+    if (outcome.error) std::rethrow_exception(outcome.error);
+    const ClassifyResult& out = outcome.result;
+    MIXPEFT_CHECK(out.logits.size() == size_t(n) && out.labels.size() == size_t(n) && out.label_names.size() == size_t(n),
+                  ErrorKind::kInternal, "backend answered ", out.logits.size(), " rows for ", n);
     json results = json::array();
     for (size_t i = 0; i < out.logits.size(); ++i)
       results.push_back({{"label", out.labels[i]}, {"label_name", out.label_names[i]}, {"logits", out.logits[i]}});
@@ -398,7 +424,7 @@ struct Server::Impl {
     r.seed = uint64_t(get_int(j, "seed", 0, 0, INT64_MAX));
     ProfileMeta meta = profile_for(r.profile);
     Admission slot = admit();
-    metrics.rows(1);
+    metrics.batch(1, 1);
     GenerateResult out = backend.generate(meta, r);
     res.set_content(json{{"profile", meta.name},
                          {"version", meta.version},
@@ -551,6 +577,9 @@ struct Server::Impl {
       os << "# HELP mixpeft_serve_batch_rows Input rows per model call.\n"
             "# TYPE mixpeft_serve_batch_rows histogram\n";
       metrics.batch_rows.write(os, "mixpeft_serve_batch_rows", "");
+      os << "# HELP mixpeft_serve_batch_profiles Distinct profiles per model call.\n"
+            "# TYPE mixpeft_serve_batch_profiles histogram\n";
+      metrics.batch_profiles.write(os, "mixpeft_serve_batch_profiles", "");
       os << "# HELP mixpeft_serve_overloaded_total Inference requests refused with 503 (queue full).\n"
             "# TYPE mixpeft_serve_overloaded_total counter\n"
          << "mixpeft_serve_overloaded_total " << metrics.overloaded << "\n";
@@ -617,8 +646,11 @@ struct Server::Impl {
 Server::Server(const ServerOptions& options, ProfileStore& store, Backend& backend)
     : impl_(std::make_unique<Impl>(options, store, backend)) {
   MIXPEFT_CHECK(options.max_body_bytes > 0 && options.max_seq_len > 0 && options.max_batch > 0 &&
-                    options.max_queue > 0 && options.max_new_tokens > 0,
+                    options.max_queue > 0 && options.max_new_tokens > 0 && options.batch_window_us >= 0,
                 ErrorKind::kInvalidArgument, "serve: every limit must be positive");
+  MIXPEFT_CHECK(options.max_batch_rows >= options.max_batch, ErrorKind::kInvalidArgument,
+                "serve: max_batch_rows (", options.max_batch_rows, ") must be at least max_batch (", options.max_batch,
+                "): one request must fit in one batch");
   impl_->install_routes();
 }
 
