@@ -557,6 +557,9 @@ struct Server::Impl {
   void metrics_text(const httplib::Request&, httplib::Response& res) {
     std::ostringstream os;
     const BackendStats b = backend.stats();
+    auto single = [&os](const char* name, const char* type, const char* help, int64_t value) {
+      os << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n" << name << " " << value << "\n";
+    };
     {
       std::lock_guard<std::mutex> lock(metrics.mutex);
       os << "# HELP mixpeft_serve_requests_total HTTP requests answered, by endpoint and status.\n"
@@ -580,31 +583,17 @@ struct Server::Impl {
       os << "# HELP mixpeft_serve_batch_profiles Distinct profiles per model call.\n"
             "# TYPE mixpeft_serve_batch_profiles histogram\n";
       metrics.batch_profiles.write(os, "mixpeft_serve_batch_profiles", "");
-      os << "# HELP mixpeft_serve_overloaded_total Inference requests refused with 503 (queue full).\n"
-            "# TYPE mixpeft_serve_overloaded_total counter\n"
-         << "mixpeft_serve_overloaded_total " << metrics.overloaded << "\n";
+      single("mixpeft_serve_overloaded_total", "counter", "Inference requests refused with 503 (queue full).",
+             metrics.overloaded);
     }
-    os << "# HELP mixpeft_serve_in_flight Inference requests admitted and not yet answered.\n"
-          "# TYPE mixpeft_serve_in_flight gauge\n"
-       << "mixpeft_serve_in_flight " << admitted.load() << "\n";
-    os << "# HELP mixpeft_serve_adapter_cache_hits_total Materialised-adapter cache hits.\n"
-          "# TYPE mixpeft_serve_adapter_cache_hits_total counter\n"
-       << "mixpeft_serve_adapter_cache_hits_total " << b.cache_hits << "\n"
-       << "# HELP mixpeft_serve_adapter_cache_misses_total Materialised-adapter cache misses.\n"
-          "# TYPE mixpeft_serve_adapter_cache_misses_total counter\n"
-       << "mixpeft_serve_adapter_cache_misses_total " << b.cache_misses << "\n"
-       << "# HELP mixpeft_serve_adapter_cache_evictions_total Entries evicted to stay under the byte bound.\n"
-          "# TYPE mixpeft_serve_adapter_cache_evictions_total counter\n"
-       << "mixpeft_serve_adapter_cache_evictions_total " << b.cache_evictions << "\n"
-       << "# HELP mixpeft_serve_adapter_cache_entries Materialised adapters held.\n"
-          "# TYPE mixpeft_serve_adapter_cache_entries gauge\n"
-       << "mixpeft_serve_adapter_cache_entries " << b.cache_entries << "\n"
-       << "# HELP mixpeft_serve_adapter_cache_bytes Bytes of the materialised adapters held.\n"
-          "# TYPE mixpeft_serve_adapter_cache_bytes gauge\n"
-       << "mixpeft_serve_adapter_cache_bytes " << b.cache_bytes << "\n"
-       << "# HELP mixpeft_serve_adapter_cache_capacity_bytes The cache's byte bound.\n"
-          "# TYPE mixpeft_serve_adapter_cache_capacity_bytes gauge\n"
-       << "mixpeft_serve_adapter_cache_capacity_bytes " << b.cache_capacity_bytes << "\n";
+    single("mixpeft_serve_in_flight", "gauge", "Inference requests admitted and not yet answered.", admitted.load());
+    single("mixpeft_serve_adapter_cache_hits_total", "counter", "Materialised-adapter cache hits.", b.cache_hits);
+    single("mixpeft_serve_adapter_cache_misses_total", "counter", "Materialised-adapter cache misses.", b.cache_misses);
+    single("mixpeft_serve_adapter_cache_evictions_total", "counter", "Entries evicted to stay under the byte bound.",
+           b.cache_evictions);
+    single("mixpeft_serve_adapter_cache_entries", "gauge", "Materialised adapters held.", b.cache_entries);
+    single("mixpeft_serve_adapter_cache_bytes", "gauge", "Bytes of the materialised adapters held.", b.cache_bytes);
+    single("mixpeft_serve_adapter_cache_capacity_bytes", "gauge", "The cache's byte bound.", b.cache_capacity_bytes);
     res.set_content(os.str(), "text/plain; version=0.0.4");
   }
 

@@ -15,6 +15,7 @@
 
 #include "mixpeft/error.h"
 #include "mixpeft/serve.h"
+#include "serve/http_test_util.h"
 
 namespace mixpeft::serve {
 namespace {
@@ -141,24 +142,10 @@ class ServerTest : public ::testing::Test {
     server_.reset();
   }
 
-  struct Reply {
-    int status = -1;
-    json body;
-    std::string text;
-  };
+  using Reply = mixpeft::testing::HttpReply;
   Reply call(const std::string& method, const std::string& path, const std::string& body = "",
              const std::string& token = "") {
-    httplib::Headers headers;
-    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
-    httplib::Result r = method == "GET"      ? client_->Get(path.c_str(), headers)
-                        : method == "DELETE" ? client_->Delete(path.c_str(), headers)
-                                             : client_->Post(path.c_str(), headers, body, "application/json");
-    Reply out;
-    if (!r) return out;
-    out.status = r->status;
-    out.text = r->body;
-    out.body = json::parse(r->body, nullptr, false);
-    return out;
+    return mixpeft::testing::http_call(*client_, method, path, body, token);
   }
   static std::string code(const Reply& r) {
     return r.body.is_object() && r.body.contains("error") ? r.body["error"]["code"].get<std::string>() : "";
