@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -187,8 +188,8 @@ class ServeCli : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--model", kModel, "--store", dir_ + "/profiles.db", "--port", "0"};
+  void start(std::vector<std::string> extra = {}, const std::string& model = kModel) {
+    std::vector<std::string> args = {"--model", model, "--store", dir_ + "/profiles.db", "--port", "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = std::make_unique<ServerProcess>(args, dir_ + "/serve.log");
   }
@@ -357,5 +358,37 @@ TEST_F(ServeCli, ProfilesComeAndGoUnderLoad) {
   EXPECT_EQ(failed, 0);
   EXPECT_TRUE(server_->alive());
   EXPECT_EQ(call(port(), "GET", "/health").status, 200);
+  EXPECT_EQ(server_->stop(), 0);
+}
+
+TEST_F(ServeCli, GenerateMatchesMixpeftGenerateWithTheSameAdapter) {
+  // The Hugging Face fixture adapter on the llama fixture, served, against
+  // `mixpeft generate --adapter` (PeftModel::load, no server code).
+  const std::string model = std::string(MIXPEFT_TEST_DATA) + "/fixtures/llama";
+  CliRun ref = run_cli("--threads 1 generate --model " + model + " --adapter " + model + "/adapter --ids '5 17 42' --max-new-tokens 8");
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  const std::string prefix = "new ids";
+  const size_t at = ref.out.find(prefix);
+  ASSERT_NE(at, std::string::npos) << ref.out;
+  std::istringstream line(ref.out.substr(at + prefix.size(), ref.out.find('\n', at) - at - prefix.size()));
+  std::vector<int64_t> want;
+  for (int64_t id; line >> id;) want.push_back(id);
+  ASSERT_EQ(want.size(), 8u) << ref.out;
+
+  start({}, model);
+  const json upload = {{"name", "fixture"},
+                       {"kind", "LORA"},
+                       {"config", json::parse(slurp(model + "/adapter/adapter_config.json"))},
+                       {"tensors", mixpeft::serve::base64_encode(slurp(model + "/adapter/adapter_model.safetensors"))}};
+  ASSERT_EQ(call(port(), "POST", "/v1/profiles", upload.dump()).status, 201);
+  Reply g = call(port(), "POST", "/v1/generate", R"({"profile": "fixture", "input_ids": [5, 17, 42], "max_new_tokens": 8})");
+  ASSERT_EQ(g.status, 200) << g.text;
+  EXPECT_EQ(g.body["tokens"].get<std::vector<int64_t>>(), want) << g.text << "\n" << ref.out;
+  EXPECT_EQ(g.body["finish_reason"], "length");
+  // The base model alone generates something else: the adapter was applied.
+  CliRun base = run_cli("--threads 1 generate --model " + model + " --ids '5 17 42' --max-new-tokens 8");
+  EXPECT_EQ(base.out.find(ref.out.substr(at, ref.out.find('\n', at) - at)), std::string::npos) << base.out;
+  // And a classifier request on a causal LM is the wrong task.
+  EXPECT_EQ(call(port(), "POST", "/v1/classify", R"({"profile": "fixture", "input_ids": [[5]]})").status, 400);
   EXPECT_EQ(server_->stop(), 0);
 }
