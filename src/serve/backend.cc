@@ -368,8 +368,10 @@ class TorchBackend : public Backend {
     if (!options_.bank_dir.empty()) {
       MIXPEFT_CHECK(checksum == bank_checksum_, ErrorKind::kInvalidArgument, "\"bank_checksum\" ", checksum,
                     " is not this server's bank (", options_.bank_dir, ", ", bank_checksum_, ")");
+      // The server's bank replaces however the profile's was made (a seed, a
+      // folder, BOTTLENECK adapters); the checksum above says it is the same.
       config["bank_path"] = options_.bank_dir;
-      config.erase("bank_adapters");
+      for (const char* key : {"bank_adapters", "bank_seed", "bank_init_scale"}) config.erase(key);
     }
     const std::string key = checksum + " " + config.value("modules_to_save", json()).dump();
     auto& scratch = xpeft_scratch_[key];

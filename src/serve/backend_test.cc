@@ -12,6 +12,7 @@
 #include "mixpeft/peft.h"
 #include "mixpeft/safetensors.h"
 #include "models/test_util.h"
+#include "peft/xpeft/xpeft.h"
 
 namespace mixpeft::serve {
 namespace {
@@ -180,6 +181,45 @@ TEST_F(BackendTest, RefusesProfilesItCannotApply) {
   xp.config = c.dump();
   EXPECT_THROW(backend_->check_servable(xp), Error);
   EXPECT_NO_THROW(backend_->check_servable(profiles_["moslora"]));
+}
+
+TEST_F(BackendTest, ABankFolderServesTheProfilesOfThatBankOnly) {
+  // The bank of the X-PEFT profiles (bank_seed 3), saved as a bank folder.
+  auto peft = peft::PeftModel::create(load_model(fixture_dir(kArch)), json::parse(profiles_["xpeft-soft"].config));
+  auto& method = dynamic_cast<peft::xpeft::XpeftMethod&>(peft->method());
+  const std::string bank = tmp_.file("bank");
+  method.save_bank(bank);
+  BackendOptions o;
+  o.model_dir = fixture_dir(kArch);
+  o.bank_dir = bank;
+  auto with_bank = make_torch_backend(o, *store_);
+  EXPECT_NE(with_bank->describe_json().find(method.bank().checksum), std::string::npos);
+  // Same bank, same answers as the backend that rebuilt it from the seed.
+  for (const char* name : {"xpeft-soft", "xpeft-hard"}) {
+    auto a = with_bank->classify_batch({item(name, {row(9, 1)})});
+    auto b = backend_->classify_batch({item(name, {row(9, 1)})});
+    if (a[0].error) {
+      try {
+        std::rethrow_exception(a[0].error);
+      } catch (const std::exception& e) {
+        FAIL() << name << ": " << e.what();
+      }
+    }
+    EXPECT_LE(max_diff(a[0].result.logits[0], b[0].result.logits[0]), 1e-6) << name;
+  }
+  // A profile of another bank (another seed) is refused, naming the bank.
+  json other = json::parse(profiles_["xpeft-soft"].config);
+  other.erase("bank_checksum");
+  other["bank_seed"] = 4;
+  Profile p = make_profile("other-bank", other, 99, tmp_.file("other-bank"));
+  try {
+    with_bank->check_servable(p);
+    ADD_FAILURE() << "a profile of another bank was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bank"), std::string::npos) << e.what();
+  }
+  // LoRA profiles do not care about the bank.
+  EXPECT_FALSE(with_bank->classify_batch({item("lora-a", {row(4, 2)})})[0].error);
 }
 
 }  // namespace
