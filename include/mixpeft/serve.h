@@ -19,11 +19,12 @@
 //   GET    /v1/profiles/{name}      everything but the tensors (auth)
 //   DELETE /v1/profiles/{name}      (auth)
 //   POST   /v1/classify             {"profile", "text" | "texts" | "input_ids"}
-//   POST   /v1/generate             {"profile", "prompt" | "input_ids", "max_new_tokens", ...}
+//   POST   /v1/generate             {"profile", "prompt" | "input_ids", "max_new_tokens", ..., "stream"}
 #pragma once
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,6 +87,9 @@ struct GenerateRequest {
   int64_t top_k = 0;
   double top_p = 1.0;
   uint64_t seed = 0;
+  // Streaming: called with each new token as it is generated (from the
+  // thread running generate). Empty = not streaming.
+  std::function<void(int64_t token)> on_token;
 };
 struct GenerateResult {
   std::vector<int64_t> tokens;  // new tokens
@@ -111,6 +115,10 @@ class Backend {
   virtual std::vector<ClassifyOutcome> classify_batch(const std::vector<ClassifyItem>& items) = 0;
   // One request at a time (generation is not batched yet).
   virtual GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& request) = 0;
+  // Every check generate() makes before it starts (task, profile, prompt),
+  // without generating: a streamed answer has sent its status before the
+  // first token, so its errors must come out here.
+  virtual void check_generate(const ProfileMeta& meta, const GenerateRequest& request) = 0;
   // Checks, before the store keeps it, that this server can apply `profile`
   // (its method, its bank, its base model's shapes): kInvalidArgument or
   // kUnsupported naming the problem. Called after check_profile().

@@ -159,22 +159,38 @@ class TorchBackend : public Backend {
     return out;
   }
 
-  GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& r) override {
+  // What generate needs, checked: the profile's adapters and the prompt's ids.
+  struct PreparedGeneration {
+    std::shared_ptr<const Materialized> adapters;
+    std::vector<int64_t> prompt;
+  };
+
+  PreparedGeneration prepare_generation(const ProfileMeta& meta, const GenerateRequest& r) {
     MIXPEFT_CHECK(model_->task() == Task::kCausalLM, ErrorKind::kInvalidArgument,
                   "wrong task: this server's model is a classifier; use /v1/classify");
-    auto adapters = adapters_for(meta);
-    check_task(*adapters, meta, "CAUSAL_LM");
-    std::vector<int64_t> prompt = r.input_ids;
-    if (prompt.empty()) {
+    PreparedGeneration p;
+    p.adapters = adapters_for(meta);
+    check_task(*p.adapters, meta, "CAUSAL_LM");
+    p.prompt = r.input_ids;
+    if (p.prompt.empty()) {
       MIXPEFT_CHECK(tokenizer_ != nullptr, ErrorKind::kInvalidArgument,
                     "this server has no tokenizer; send \"input_ids\" instead of \"prompt\"");
-      for (auto id : tokenizer_->encode(r.prompt, true)) prompt.push_back(id);
-      MIXPEFT_CHECK(!prompt.empty(), ErrorKind::kInvalidArgument, "field \"prompt\" encodes to no tokens");
+      for (auto id : tokenizer_->encode(r.prompt, true)) p.prompt.push_back(id);
+      MIXPEFT_CHECK(!p.prompt.empty(), ErrorKind::kInvalidArgument, "field \"prompt\" encodes to no tokens");
     }
-    check_ids(prompt);
-    MIXPEFT_CHECK(int64_t(prompt.size()) + r.max_new_tokens <= options_.max_seq_len, ErrorKind::kInvalidArgument,
-                  "prompt (", prompt.size(), " tokens) + max_new_tokens (", r.max_new_tokens,
+    check_ids(p.prompt);
+    MIXPEFT_CHECK(int64_t(p.prompt.size()) + r.max_new_tokens <= options_.max_seq_len, ErrorKind::kInvalidArgument,
+                  "prompt (", p.prompt.size(), " tokens) + max_new_tokens (", r.max_new_tokens,
                   ") exceed the sequence limit of ", options_.max_seq_len);
+    return p;
+  }
+
+  void check_generate(const ProfileMeta& meta, const GenerateRequest& r) override { prepare_generation(meta, r); }
+
+  GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& r) override {
+    const PreparedGeneration prepared = prepare_generation(meta, r);
+    const auto& adapters = prepared.adapters;
+    const auto& prompt = prepared.prompt;
     GenerateOptions g;
     g.max_new_tokens = r.max_new_tokens;
     g.temperature = r.temperature;
@@ -183,6 +199,7 @@ class TorchBackend : public Backend {
     g.seed = r.seed;
     g.pad_token_id = pad_id_;
     if (eos_id_ >= 0) g.stop_token_ids.push_back(eos_id_);
+    if (r.on_token) g.on_token = [&r](size_t, int64_t token) { r.on_token(token); };
     GenerateResult out;
     {
       std::lock_guard<std::mutex> lock(model_mutex_);

@@ -342,10 +342,27 @@ struct Server::Impl {
     if (!same_token(header.substr(prefix.size()), options.token)) http_fail(401, "unauthorized", "wrong bearer token");
   }
 
-  // Holds one admission slot for an inference request.
-  struct Admission {
-    std::atomic<int64_t>& n;
-    ~Admission() { --n; }
+  // One admission slot of an inference request, held for its lifetime
+  // (503 from the constructor when none is free).
+  class Admission {
+   public:
+    explicit Admission(Impl& impl) : impl_(impl) {
+      if (++impl.admitted > impl.options.max_queue) {
+        --impl.admitted;
+        {
+          std::lock_guard<std::mutex> lock(impl.metrics.mutex);
+          ++impl.metrics.overloaded;
+        }
+        http_fail(503, "overloaded",
+                  cat("more than ", impl.options.max_queue, " inference requests in flight; retry later"));
+      }
+    }
+    ~Admission() { --impl_.admitted; }
+    Admission(const Admission&) = delete;
+    Admission& operator=(const Admission&) = delete;
+
+   private:
+    Impl& impl_;
   };
 
   ProfileMeta profile_for(const std::string& name) {
@@ -387,7 +404,7 @@ struct Server::Impl {
     if (n > options.max_batch)
       http_fail(400, "too_many_inputs", cat("request has ", n, " inputs, more than the limit of ", options.max_batch));
     ProfileMeta meta = profile_for(r.profile);
-    Admission slot = admit();
+    Admission slot(*this);
     ClassifyOutcome outcome = batcher.submit(ClassifyItem{meta, r}, n);
     if (outcome.error) std::rethrow_exception(outcome.error);
     const ClassifyResult& out = outcome.result;
@@ -402,7 +419,8 @@ struct Server::Impl {
 
   void generate(const httplib::Request& req, httplib::Response& res) {
     json j = parse_object(req.body);
-    only_fields(j, {"profile", "prompt", "input_ids", "max_new_tokens", "temperature", "top_k", "top_p", "seed"});
+    only_fields(j, {"profile", "prompt", "input_ids", "max_new_tokens", "temperature", "top_k", "top_p", "seed",
+                    "stream"});
     GenerateRequest r;
     r.profile = get_string(j, "profile");
     if (int(j.count("prompt")) + int(j.count("input_ids")) != 1)
@@ -422,29 +440,49 @@ struct Server::Impl {
     r.top_p = get_number(j, "top_p", 1.0, 0.0, 1.0);
     if (j.count("top_p") && r.top_p == 0.0) bad_field("top_p", "must be in (0, 1]");
     r.seed = uint64_t(get_int(j, "seed", 0, 0, INT64_MAX));
-    ProfileMeta meta = profile_for(r.profile);
-    Admission slot = admit();
-    metrics.batch(1, 1);
-    GenerateResult out = backend.generate(meta, r);
-    res.set_content(json{{"profile", meta.name},
-                         {"version", meta.version},
-                         {"tokens", out.tokens},
-                         {"text", out.text},
-                         {"finish_reason", out.finish_reason}}
-                        .dump(),
-                    "application/json");
-  }
-
-  Admission admit() {
-    if (++admitted > options.max_queue) {
-      --admitted;
-      {
-        std::lock_guard<std::mutex> lock(metrics.mutex);
-        ++metrics.overloaded;
-      }
-      http_fail(503, "overloaded", cat("more than ", options.max_queue, " inference requests in flight; retry later"));
+    bool stream = false;
+    if (j.count("stream")) {
+      if (!j["stream"].is_boolean()) bad_field("stream", "must be true or false");
+      stream = j["stream"].get<bool>();
     }
-    return Admission{admitted};
+    ProfileMeta meta = profile_for(r.profile);
+    auto slot = std::make_shared<Admission>(*this);
+    auto answer = [meta](const GenerateResult& out) {
+      return json{{"profile", meta.name},
+                  {"version", meta.version},
+                  {"tokens", out.tokens},
+                  {"text", out.text},
+                  {"finish_reason", out.finish_reason}};
+    };
+    if (!stream) {
+      metrics.batch(1, 1);
+      res.set_content(answer(backend.generate(meta, r)).dump(), "application/json");
+      return;
+    }
+    // Streamed as NDJSON: {"token": id} per new token, then the whole answer
+    // as for a plain request (or {"error": ...} if generation failed after
+    // the status went out). Every check that can fail runs before that.
+    backend.check_generate(meta, r);
+    res.set_chunked_content_provider(
+        "application/x-ndjson", [this, meta, r, slot, answer](size_t, httplib::DataSink& sink) mutable {
+          try {
+            metrics.batch(1, 1);
+            r.on_token = [&sink](int64_t token) {
+              const std::string line = json{{"token", token}}.dump() + "\n";
+              sink.write(line.data(), line.size());
+            };
+            const std::string last = answer(backend.generate(meta, r)).dump() + "\n";
+            sink.write(last.data(), last.size());
+          } catch (const Error& e) {
+            const std::string line = error_body(code_of(e.kind()), e.what()) + "\n";
+            sink.write(line.data(), line.size());
+          } catch (const std::exception& e) {
+            const std::string line = error_body("internal", e.what()) + "\n";
+            sink.write(line.data(), line.size());
+          }
+          sink.done();
+          return true;
+        });
   }
 
   void create_profile(const httplib::Request& req, httplib::Response& res) {

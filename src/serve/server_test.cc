@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -67,10 +68,17 @@ class ScriptedBackend : public Backend {
   }
   GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& r) override {
     wait_if_blocked();
+    check_generate(meta, r);
     GenerateResult out;
-    for (int64_t i = 0; i < r.max_new_tokens; ++i) out.tokens.push_back(i);
+    for (int64_t i = 0; i < r.max_new_tokens; ++i) {
+      out.tokens.push_back(i);
+      if (r.on_token) r.on_token(i);
+    }
     out.finish_reason = "length";
     return out;
+  }
+  void check_generate(const ProfileMeta& meta, const GenerateRequest& r) override {
+    MIXPEFT_CHECK(meta.kind != "ADAMIX", ErrorKind::kInvalidArgument, "profile \"", meta.name, "\": wrong task");
   }
   void check_servable(const Profile& p) override {
     MIXPEFT_CHECK(p.kind != "MOSLORA", ErrorKind::kUnsupported, "profile \"", p.name, "\": not on this model");
@@ -263,7 +271,8 @@ TEST_F(ServerTest, InferenceAnswersAndChecksItsInput) {
       {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "top_p": 0})", 400, "invalid_field"},
       {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "temperature": -1})", 400, "invalid_field"},
       {"/v1/generate", R"({"profile": "p1", "prompt": ""})", 400, "invalid_field"},
-      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "stream": true})", 400, "unknown_field"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "beams": 2})", 400, "unknown_field"},
+      {"/v1/generate", R"({"profile": "p1", "input_ids": [1], "stream": "yes"})", 400, "invalid_field"},
       {"/v1/profiles", upload("bad name"), 400, "invalid_field"},
       {"/v1/profiles", upload("x", "PREFIX"), 400, "invalid_argument"},
       {"/v1/profiles", upload("x", "MOSLORA"), 422, "unsupported"},
@@ -280,9 +289,24 @@ TEST_F(ServerTest, InferenceAnswersAndChecksItsInput) {
     EXPECT_EQ(code(r), c.code) << c.path << " " << c.body << "\n" << r.text;
     EXPECT_FALSE(r.body["error"]["message"].get<std::string>().empty()) << r.text;
   }
-  // A name the backend refuses as the wrong task: 400 from its Error.
+  // A name the backend refuses as the wrong task: 400 from its Error, also
+  // when streaming (checked before the stream starts).
   ASSERT_EQ(call("POST", "/v1/profiles", upload("mix", "ADAMIX")).status, 201);
   EXPECT_EQ(call("POST", "/v1/classify", R"({"profile": "mix", "text": "a"})").status, 400);
+  Reply streamed_error = call("POST", "/v1/generate", R"({"profile": "mix", "input_ids": [1], "stream": true})");
+  EXPECT_EQ(streamed_error.status, 400) << streamed_error.text;
+  EXPECT_EQ(code(streamed_error), "invalid_argument");
+
+  // Streaming: one NDJSON line per token, then the whole answer.
+  Reply streamed = call("POST", "/v1/generate", R"({"profile": "p1", "input_ids": [1], "max_new_tokens": 3, "stream": true})");
+  ASSERT_EQ(streamed.status, 200) << streamed.text;
+  std::vector<json> lines;
+  std::istringstream in(streamed.text);
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 4u) << streamed.text;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(lines[size_t(i)]["token"], i);
+  EXPECT_EQ(lines[3]["tokens"], json({0, 1, 2}));
+  EXPECT_EQ(lines[3]["finish_reason"], "length");
   EXPECT_EQ(code(call("GET", "/v1/profiles?limit=0")), "invalid_field");
   EXPECT_EQ(code(call("GET", "/v1/profiles?page=2")), "unknown_field");
   EXPECT_EQ(code(call("GET", "/v1/profiles/.hidden")), "invalid_name");

@@ -385,6 +385,20 @@ TEST_F(ServeCli, GenerateMatchesMixpeftGenerateWithTheSameAdapter) {
   ASSERT_EQ(g.status, 200) << g.text;
   EXPECT_EQ(g.body["tokens"].get<std::vector<int64_t>>(), want) << g.text << "\n" << ref.out;
   EXPECT_EQ(g.body["finish_reason"], "length");
+  // Streamed: the same tokens, one line each as they come, then the answer.
+  Reply s = call(port(), "POST", "/v1/generate",
+                 R"({"profile": "fixture", "input_ids": [5, 17, 42], "max_new_tokens": 8, "stream": true})");
+  ASSERT_EQ(s.status, 200) << s.text;
+  std::istringstream lines(s.text);
+  std::vector<int64_t> streamed;
+  json last;
+  for (std::string l; std::getline(lines, l);) {
+    json j = json::parse(l);
+    if (j.contains("token")) streamed.push_back(j["token"]);
+    else last = j;
+  }
+  EXPECT_EQ(streamed, want) << s.text;
+  EXPECT_EQ(last["tokens"].get<std::vector<int64_t>>(), want) << s.text;
   // The base model alone generates something else: the adapter was applied.
   CliRun base = run_cli("--threads 1 generate --model " + model + " --ids '5 17 42' --max-new-tokens 8");
   EXPECT_EQ(base.out.find(ref.out.substr(at, ref.out.find('\n', at) - at)), std::string::npos) << base.out;
