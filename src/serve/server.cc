@@ -125,7 +125,33 @@ std::string code_of(ErrorKind kind) {
 
 // ---------------------------------------------------------------- strict JSON
 
+// Deepest nesting of arrays and objects in a JSON text (strings skipped),
+// read without recursion: a body of a million '[' would otherwise be parsed
+// fine and then overflow the stack when a recursive dump() walks it.
+int json_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+constexpr int kMaxJsonDepth = 64;
+
 json parse_object(const std::string& body) {
+  if (json_depth(body) > kMaxJsonDepth)
+    http_fail(400, "bad_json", cat("request body nests arrays and objects deeper than ", kMaxJsonDepth, " levels"));
   json j;
   try {
     j = json::parse(body);
@@ -405,6 +431,7 @@ struct Server::Impl {
       http_fail(400, "too_many_inputs", cat("request has ", n, " inputs, more than the limit of ", options.max_batch));
     ProfileMeta meta = profile_for(r.profile);
     Admission slot(*this);
+    if (stopped) http_fail(503, "shutting_down", "the server is shutting down");
     ClassifyOutcome outcome = batcher.submit(ClassifyItem{meta, r}, n);
     if (outcome.error) std::rethrow_exception(outcome.error);
     const ClassifyResult& out = outcome.result;

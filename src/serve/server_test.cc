@@ -238,6 +238,8 @@ TEST_F(ServerTest, InferenceAnswersAndChecksItsInput) {
   ASSERT_EQ(ok.body["results"].size(), 2u);
   EXPECT_EQ(ok.body["results"][0]["logits"][0], 3.0);
   EXPECT_EQ(ok.body["results"][1]["label_name"], "A");
+  // Brackets inside strings are text, not nesting.
+  EXPECT_EQ(call("POST", "/v1/classify", json{{"profile", "p1"}, {"text", std::string(100, '[') + "\"{"}}.dump()).status, 200);
   Reply ids = call("POST", "/v1/classify", R"({"profile": "p1", "input_ids": [[1, 2], [3]]})");
   ASSERT_EQ(ids.status, 200) << ids.text;
   EXPECT_EQ(ids.body["results"][1]["logits"][0], 1.0);
@@ -253,6 +255,9 @@ TEST_F(ServerTest, InferenceAnswersAndChecksItsInput) {
   const std::vector<Case> cases = {
       {"/v1/classify", "{not json", 400, "bad_json"},
       {"/v1/classify", "[1, 2]", 400, "bad_json"},
+      {"/v1/classify", std::string(65, '[') + std::string(65, ']'), 400, "bad_json"},
+      {"/v1/profiles", R"({"name": "x", "kind": "LORA", "config": )" + std::string(100, '[') + std::string(100, ']') + "}",
+       400, "bad_json"},
       {"/v1/classify", R"({"profile": "p1", "text": "a", "colour": 1})", 400, "unknown_field"},
       {"/v1/classify", R"({"text": "a"})", 400, "invalid_field"},
       {"/v1/classify", R"({"profile": 7, "text": "a"})", 400, "invalid_field"},
