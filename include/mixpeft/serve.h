@@ -46,10 +46,11 @@ struct ServerOptions {
   // Inference requests admitted at once (running or waiting for the model);
   // one more is answered 503 with Retry-After. Bounds memory and latency.
   int64_t max_queue = 64;
-  // Batching of classify requests (src/serve/batcher.h): the first waiting
-  // request waits up to batch_window_us for others, then up to
-  // max_batch_rows rows of any profiles run as one forward pass. A longer
-  // window makes larger batches (throughput) at the price of latency.
+  // Batching of classify and of generate requests (src/serve/batcher.h,
+  // one queue each): the first waiting request waits up to batch_window_us
+  // for others, then up to max_batch_rows rows of any profiles run as one
+  // forward pass (one generation). A longer window makes larger batches
+  // (throughput) at the price of latency.
   int64_t batch_window_us = 2000;
   int64_t max_batch_rows = 32;  // at least max_batch
   int threads = 8;  // HTTP worker threads (each holds one connection)
@@ -97,6 +98,16 @@ struct GenerateResult {
   std::string finish_reason;    // "stop" or "length"
 };
 
+// One generate request in a batch, and what became of it.
+struct GenerateItem {
+  ProfileMeta meta;
+  GenerateRequest request;
+};
+struct GenerateOutcome {
+  GenerateResult result;
+  std::exception_ptr error;
+};
+
 struct BackendStats {
   int64_t cache_hits = 0, cache_misses = 0, cache_evictions = 0;
   int64_t cache_entries = 0, cache_bytes = 0, cache_capacity_bytes = 0;
@@ -113,8 +124,11 @@ class Backend {
   // profile's adapters; one outcome per item, in order. `meta` is the profile
   // as the store had it when the request arrived (name, kind, config, version).
   virtual std::vector<ClassifyOutcome> classify_batch(const std::vector<ClassifyItem>& items) = 0;
-  // One request at a time (generation is not batched yet).
-  virtual GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& request) = 0;
+  // Generates for every item, each row with its own profile's adapters; one
+  // outcome per item, in order. Greedy requests (temperature 0) share one
+  // pass, which gives each the tokens it gets alone; sampled ones run one
+  // by one (their random draws would depend on their batch otherwise).
+  virtual std::vector<GenerateOutcome> generate_batch(const std::vector<GenerateItem>& items) = 0;
   // Every check generate() makes before it starts (task, profile, prompt),
   // without generating: a streamed answer has sent its status before the
   // first token, so its errors must come out here.

@@ -187,33 +187,79 @@ class TorchBackend : public Backend {
 
   void check_generate(const ProfileMeta& meta, const GenerateRequest& r) override { prepare_generation(meta, r); }
 
-  GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& r) override {
-    const PreparedGeneration prepared = prepare_generation(meta, r);
-    const auto& adapters = prepared.adapters;
-    const auto& prompt = prepared.prompt;
-    GenerateOptions g;
-    g.max_new_tokens = r.max_new_tokens;
-    g.temperature = r.temperature;
-    g.top_k = r.top_k;
-    g.top_p = r.top_p;
-    g.seed = r.seed;
-    g.pad_token_id = pad_id_;
-    if (eos_id_ >= 0) g.stop_token_ids.push_back(eos_id_);
-    if (r.on_token) g.on_token = [&r](size_t, int64_t token) { r.on_token(token); };
-    GenerateResult out;
-    {
-      std::lock_guard<std::mutex> lock(model_mutex_);
-      Installed installed(*this, {{adapters.get(), {0}}});
-      torch::NoGradGuard no_grad;
-      auto res = mixpeft::generate(*model_, {prompt}, g);
-      out.tokens = res.tokens[0];
-      out.finish_reason = res.finish_reasons[0];
+  std::vector<GenerateOutcome> generate_batch(const std::vector<GenerateItem>& items) override {
+    std::vector<GenerateOutcome> out(items.size());
+    std::vector<PreparedGeneration> prepared(items.size());
+    std::vector<size_t> greedy;
+    for (size_t i = 0; i < items.size(); ++i) {
+      try {
+        prepared[i] = prepare_generation(items[i].meta, items[i].request);
+        if (items[i].request.temperature <= 0) greedy.push_back(i);
+      } catch (...) {
+        out[i].error = std::current_exception();
+      }
     }
-    if (tokenizer_) {
-      std::vector<tok::TokenId> ids(out.tokens.begin(), out.tokens.end());
-      out.text = tokenizer_->decode(ids, true);
-    }
+    if (!greedy.empty()) run_generation(items, prepared, greedy, out);
+    for (size_t i = 0; i < items.size(); ++i)
+      if (!out[i].error && items[i].request.temperature > 0) run_generation(items, prepared, {i}, out);
     return out;
+  }
+
+  // One generation over the items `which` (left-padded prompts, each row with
+  // its profile's adapters): up to the largest max_new_tokens, each row's
+  // tokens cut to its own limit (rows do not see each other: greedy rows get
+  // what they get alone). Sampling settings come from the first item.
+  void run_generation(const std::vector<GenerateItem>& items, const std::vector<PreparedGeneration>& prepared,
+                      const std::vector<size_t>& which, std::vector<GenerateOutcome>& out) {
+    try {
+      const GenerateRequest& first = items[which[0]].request;
+      GenerateOptions g;
+      g.temperature = first.temperature;
+      g.top_k = first.top_k;
+      g.top_p = first.top_p;
+      g.seed = first.seed;
+      g.pad_token_id = pad_id_;
+      if (eos_id_ >= 0) g.stop_token_ids.push_back(eos_id_);
+      g.max_new_tokens = 0;
+      std::vector<std::vector<int64_t>> prompts;
+      Groups groups;
+      std::map<const Materialized*, size_t> group_of;
+      for (size_t k = 0; k < which.size(); ++k) {
+        const size_t i = which[k];
+        g.max_new_tokens = std::max(g.max_new_tokens, items[i].request.max_new_tokens);
+        prompts.push_back(prepared[i].prompt);
+        auto [it, fresh] = group_of.emplace(prepared[i].adapters.get(), groups.size());
+        if (fresh) groups.push_back({prepared[i].adapters.get(), {}});
+        groups[it->second].second.push_back(int64_t(k));
+      }
+      std::vector<int64_t> sent(which.size(), 0);
+      g.on_token = [&](size_t k, int64_t token) {
+        const GenerateRequest& r = items[which[k]].request;
+        if (sent[k] >= r.max_new_tokens) return;
+        ++sent[k];
+        if (r.on_token) r.on_token(token);
+      };
+      mixpeft::GenerateResult res;
+      {
+        std::lock_guard<std::mutex> lock(model_mutex_);
+        Installed installed(*this, groups);
+        torch::NoGradGuard no_grad;
+        res = mixpeft::generate(*model_, prompts, g);
+      }
+      for (size_t k = 0; k < which.size(); ++k) {
+        GenerateResult& r = out[which[k]].result;
+        const int64_t limit = items[which[k]].request.max_new_tokens;
+        r.tokens = res.tokens[k];
+        r.finish_reason = res.finish_reasons[k];
+        if (int64_t(r.tokens.size()) > limit) {
+          r.tokens.resize(size_t(limit));
+          r.finish_reason = "length";
+        }
+        if (tokenizer_) r.text = tokenizer_->decode(std::vector<tok::TokenId>(r.tokens.begin(), r.tokens.end()), true);
+      }
+    } catch (...) {
+      for (size_t i : which) out[i].error = std::current_exception();
+    }
   }
 
   void check_servable(const Profile& p) override { materialize(p); }

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "mixpeft/error.h"
+#include "mixpeft/generate.h"
 #include "mixpeft/peft.h"
 #include "mixpeft/safetensors.h"
 #include "models/test_util.h"
@@ -164,9 +165,12 @@ TEST_F(BackendTest, PerItemErrorsLeaveTheOtherItemsAlone) {
     EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
   }
   // A classifier cannot generate.
-  GenerateRequest g;
-  g.input_ids = {1, 2};
-  EXPECT_THROW(backend_->generate(store_->get_meta("lora-a"), g), Error);
+  GenerateItem g;
+  g.meta = store_->get_meta("lora-a");
+  g.request.input_ids = {1, 2};
+  auto gen = backend_->generate_batch({g});
+  ASSERT_EQ(gen.size(), 1u);
+  EXPECT_TRUE(gen[0].error);
 }
 
 TEST_F(BackendTest, RefusesProfilesItCannotApply) {
@@ -220,6 +224,84 @@ TEST_F(BackendTest, ABankFolderServesTheProfilesOfThatBankOnly) {
   }
   // LoRA profiles do not care about the bank.
   EXPECT_FALSE(with_bank->classify_batch({item("lora-a", {row(4, 2)})})[0].error);
+}
+
+
+// Generation on the llama fixture: a batch of greedy requests of different
+// profiles, prompt lengths and limits, plus a sampled one, gives each what it
+// gets alone, and what mixpeft::generate gives on PeftModel::load.
+TEST(BackendGenerate, MixedBatchEqualsEachAloneAndTheOrdinaryLoad) {
+  TempDir tmp;
+  ProfileStore store(tmp.file("p.db"));
+  const std::string llama = fixture_dir("llama");
+  std::map<std::string, std::string> dirs = {{"fixture", llama + "/adapter"}};
+  auto put = [&](const std::string& name, const std::string& dir) {
+    Profile p;
+    p.name = name;
+    json config = json::parse(io::read_file(dir + "/adapter_config.json"));
+    p.kind = config["peft_type"];
+    p.config = config.dump();
+    p.tensors = io::read_file(dir + "/adapter_model.safetensors");
+    store.put(p);
+  };
+  put("fixture", dirs["fixture"]);
+  for (const auto& [name, config] :
+       std::vector<std::pair<std::string, json>>{{"lora", {{"peft_type", "LORA"}, {"r", 4}, {"target_modules", {"q_proj", "o_proj"}}}},
+                                                 {"xpeft", {{"peft_type", "XPEFT"}, {"num_adapters", 4}, {"bottleneck_size", 8}}}}) {
+    auto peft = peft::PeftModel::create(load_model(llama), config);
+    torch::manual_seed(7);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& [n, t] : peft->trainable_parameters()) t.normal_(0.0, 0.5);
+    }
+    dirs[name] = tmp.file(name);
+    peft->save(dirs[name]);
+    put(name, dirs[name]);
+  }
+  BackendOptions o;
+  o.model_dir = llama;
+  auto backend = make_torch_backend(o, store);
+  auto gen_item = [&](const std::string& name, std::vector<int64_t> prompt, int64_t n, double temperature = 0) {
+    GenerateItem it;
+    it.meta = store.get_meta(name);
+    it.request.profile = name;
+    it.request.input_ids = std::move(prompt);
+    it.request.max_new_tokens = n;
+    it.request.temperature = temperature;
+    it.request.seed = 5;
+    return it;
+  };
+  std::vector<GenerateItem> items = {gen_item("fixture", {5, 17, 42}, 8), gen_item("lora", {9, 8, 7, 6, 5, 4}, 5),
+                                     gen_item("xpeft", {3}, 10), gen_item("fixture", {100, 2}, 3),
+                                     gen_item("lora", {11, 12, 13}, 6, /*temperature=*/0.8)};
+  std::vector<std::vector<int64_t>> streamed(items.size());
+  for (size_t i = 0; i < items.size(); ++i) items[i].request.on_token = [&streamed, i](int64_t t) { streamed[i].push_back(t); };
+  auto mixed = backend->generate_batch(items);
+  ASSERT_EQ(mixed.size(), items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string& name = items[i].meta.name;
+    ASSERT_FALSE(mixed[i].error) << name;
+    const auto& tokens = mixed[i].result.tokens;
+    EXPECT_EQ(int64_t(tokens.size()), items[i].request.max_new_tokens) << name;  // no eos in the fixture's config
+    EXPECT_EQ(streamed[i], tokens) << name;
+    GenerateItem alone = items[i];
+    alone.request.on_token = nullptr;
+    auto single = backend->generate_batch({alone});
+    ASSERT_FALSE(single[0].error) << name;
+    EXPECT_EQ(single[0].result.tokens, tokens) << name << " item " << i;
+    // The ordinary way: the adapter loaded on a fresh model, mixpeft::generate.
+    auto peft = peft::PeftModel::load(load_model(llama), dirs[name]);
+    peft->model().eval();
+    GenerateOptions g;
+    g.max_new_tokens = items[i].request.max_new_tokens;
+    g.temperature = items[i].request.temperature;
+    g.seed = 5;
+    auto ref = mixpeft::generate(peft->model(), {items[i].request.input_ids}, g);
+    EXPECT_EQ(ref.tokens[0], tokens) << name << " item " << i;
+  }
+  // The profiles differ: the same prompt continues differently.
+  EXPECT_NE(backend->generate_batch({gen_item("fixture", {5, 17, 42}, 8)})[0].result.tokens,
+            backend->generate_batch({gen_item("lora", {5, 17, 42}, 8)})[0].result.tokens);
 }
 
 }  // namespace

@@ -306,6 +306,7 @@ struct Server::Impl {
   Backend& backend;
   // Before http: destroyed after it, so no HTTP thread waits on a dead batcher.
   Batcher<ClassifyItem, ClassifyOutcome> batcher;
+  Batcher<GenerateItem, GenerateOutcome> generate_batcher;
   httplib::Server http;
   ServeMetrics metrics;
   std::atomic<int64_t> admitted{0};
@@ -317,9 +318,28 @@ struct Server::Impl {
         store(s),
         backend(b),
         batcher(BatcherOptions{o.batch_window_us, o.max_batch_rows},
-                [this](std::vector<ClassifyItem>& items) { return run_batch(items); }) {}
+                [this](std::vector<ClassifyItem>& items) { return run_batch(items); }),
+        generate_batcher(BatcherOptions{o.batch_window_us, o.max_batch_rows},
+                         [this](std::vector<GenerateItem>& items) { return run_generate_batch(items); }) {}
 
-  ~Impl() { batcher.stop(); }
+  std::vector<GenerateOutcome> run_generate_batch(std::vector<GenerateItem>& items) {
+    std::set<std::string> profiles;
+    for (const auto& it : items) profiles.insert(it.meta.name);
+    metrics.batch(int64_t(items.size()), int64_t(profiles.size()));
+    return backend.generate_batch(items);
+  }
+
+  GenerateResult run_generate(const ProfileMeta& meta, const GenerateRequest& r) {
+    if (stopped) http_fail(503, "shutting_down", "the server is shutting down");
+    GenerateOutcome outcome = generate_batcher.submit(GenerateItem{meta, r}, 1);
+    if (outcome.error) std::rethrow_exception(outcome.error);
+    return outcome.result;
+  }
+
+  ~Impl() {
+    batcher.stop();
+    generate_batcher.stop();
+  }
 
   std::vector<ClassifyOutcome> run_batch(std::vector<ClassifyItem>& items) {
     int64_t rows = 0;
@@ -482,8 +502,7 @@ struct Server::Impl {
                   {"finish_reason", out.finish_reason}};
     };
     if (!stream) {
-      metrics.batch(1, 1);
-      res.set_content(answer(backend.generate(meta, r)).dump(), "application/json");
+      res.set_content(answer(run_generate(meta, r)).dump(), "application/json");
       return;
     }
     // Streamed as NDJSON: {"token": id} per new token, then the whole answer
@@ -493,13 +512,15 @@ struct Server::Impl {
     res.set_chunked_content_provider(
         "application/x-ndjson", [this, meta, r, slot, answer](size_t, httplib::DataSink& sink) mutable {
           try {
-            metrics.batch(1, 1);
             r.on_token = [&sink](int64_t token) {
               const std::string line = json{{"token", token}}.dump() + "\n";
               sink.write(line.data(), line.size());
             };
-            const std::string last = answer(backend.generate(meta, r)).dump() + "\n";
+            const std::string last = answer(run_generate(meta, r)).dump() + "\n";
             sink.write(last.data(), last.size());
+          } catch (const HttpError& e) {
+            const std::string line = error_body(e.code, e.message) + "\n";
+            sink.write(line.data(), line.size());
           } catch (const Error& e) {
             const std::string line = error_body(code_of(e.kind()), e.what()) + "\n";
             sink.write(line.data(), line.size());

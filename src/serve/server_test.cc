@@ -66,15 +66,22 @@ class ScriptedBackend : public Backend {
     for (const auto& row : r.input_ids) add(double(row.size()));
     return out;
   }
-  GenerateResult generate(const ProfileMeta& meta, const GenerateRequest& r) override {
+  std::vector<GenerateOutcome> generate_batch(const std::vector<GenerateItem>& items) override {
     wait_if_blocked();
-    check_generate(meta, r);
-    GenerateResult out;
-    for (int64_t i = 0; i < r.max_new_tokens; ++i) {
-      out.tokens.push_back(i);
-      if (r.on_token) r.on_token(i);
+    std::vector<GenerateOutcome> out(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto& r = items[i].request;
+      try {
+        check_generate(items[i].meta, r);
+        for (int64_t t = 0; t < r.max_new_tokens; ++t) {
+          out[i].result.tokens.push_back(t);
+          if (r.on_token) r.on_token(t);
+        }
+        out[i].result.finish_reason = "length";
+      } catch (...) {
+        out[i].error = std::current_exception();
+      }
     }
-    out.finish_reason = "length";
     return out;
   }
   void check_generate(const ProfileMeta& meta, const GenerateRequest& r) override {
