@@ -23,6 +23,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libgtest-dev
   libtomlplusplus-dev          # TOML job files (mixpeft train jobs/x.toml)
   libsqlite3-dev               # the profile store of mixpeft serve (src/serve)
+  libcpp-httplib-dev           # the HTTP server of mixpeft serve (src/serve/server.cc)
   nodejs npm ca-certificates   # npm fetches the tokenizer fixtures over https; node builds data/
 )
 

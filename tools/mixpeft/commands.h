@@ -41,6 +41,7 @@ class App;
   X(merge)        /* cmd_merge.cc: fold an adapter into the base, save HF */     \
   X(export)       /* cmd_export.cc: an adapter as HF PEFT LoRA */     \
   X(convert)      /* cmd_convert.cc: re-save a model in another dtype */         \
+  X(serve)        /* cmd_serve.cc: HTTP/JSON classify and generate for profiles */ \
   /* end of list */
 
 namespace mixpeft::cli {
