@@ -173,8 +173,10 @@ run_jobs() {
 
 steps=80          # per run of the task grid
 profile_steps=60  # per profile run
-long_steps=320    # the budget ablation (spam only)
+long_steps=320    # the budget ablation: 4x the steps
+long_tasks=(spam fine_food)
 long_methods=(lora adamix_lora)
+long_seeds=(1 2)
 
 # The multi-profile task: 14 presidents (data/profiles), alternately a bank
 # profile (a Pfeiffer adapter goes into the bank) or a new profile (X-PEFT
@@ -218,13 +220,16 @@ if (( ! tables_only )); then
   run_jobs "${phase1[@]}"
   run_jobs "${phase2[@]}"
   # Phase 3, the budget ablation: does AdaMix catch up with LoRA when each
-  # of its experts gets more updates? Spam, 4x the steps.
+  # of its experts gets more updates, and does fine_food learn at all with
+  # more steps? 4x the steps, 2 seeds.
   phase3=()
-  for method in "${long_methods[@]}"; do
-    for seed in "${seeds[@]}"; do
-      name="spam-${method//_/-}-long-s$seed"
-      write_job "$name" spam "$method" "$seed" "$long_steps"
-      phase3+=("$name")
+  for task in "${long_tasks[@]}"; do
+    for method in "${long_methods[@]}"; do
+      for seed in "${long_seeds[@]}"; do
+        name="$task-${method//_/-}-long-s$seed"
+        write_job "$name" "$task" "$method" "$seed" "$long_steps"
+        phase3+=("$name")
+      done
     done
   done
   run_jobs "${phase3[@]}"
@@ -287,10 +292,12 @@ cat "$out/overview.md"
 splice overview "$out/overview.md"
 # The budget ablation.
 dirs=()
-for method in "${long_methods[@]}"; do
-  for seed in "${seeds[@]}"; do
-    d="$out/spam-${method//_/-}-long-s$seed"
-    [[ -f "$d/result.json" ]] && dirs+=("$d")
+for task in "${long_tasks[@]}"; do
+  for method in "${long_methods[@]}"; do
+    for seed in "${long_seeds[@]}"; do
+      d="$out/$task-${method//_/-}-long-s$seed"
+      [[ -f "$d/result.json" ]] && dirs+=("$d")
+    done
   done
 done
 if [[ ${#dirs[@]} -gt 0 ]]; then
