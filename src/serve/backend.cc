@@ -37,6 +37,19 @@ struct Materialized {
   int64_t bytes = 0;
 };
 
+// The rows of one batch grouped by the profile whose adapters they use, in
+// order of first appearance: what the per-row hooks get for one pass.
+using Groups = std::vector<std::pair<const Materialized*, std::vector<int64_t>>>;
+struct RowGroups {
+  Groups groups;
+  std::map<const Materialized*, size_t> index;  // profile -> its entry in groups
+  void add(const Materialized* m, int64_t row) {
+    auto [it, fresh] = index.emplace(m, groups.size());
+    if (fresh) groups.push_back({m, {}});
+    groups[it->second].second.push_back(row);
+  }
+};
+
 int64_t tensor_bytes(const at::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : 0; }
 
 // A folder holding one profile as PeftModel::load and activate_profile read
@@ -126,20 +139,17 @@ class TorchBackend : public Backend {
     }
     // One forward pass over every good item's rows.
     std::vector<std::vector<int64_t>> batch;
-    std::vector<std::pair<const Materialized*, std::vector<int64_t>>> groups;  // profile, its rows in the batch
-    std::map<const Materialized*, size_t> group_of;
+    RowGroups groups;
     for (size_t i = 0; i < items.size(); ++i) {
       if (out[i].error) continue;
-      auto [it, fresh] = group_of.emplace(adapters[i].get(), groups.size());
-      if (fresh) groups.push_back({adapters[i].get(), {}});
       for (auto& r : rows[i]) {
-        groups[it->second].second.push_back(int64_t(batch.size()));
+        groups.add(adapters[i].get(), int64_t(batch.size()));
         batch.push_back(r);
       }
     }
     if (batch.empty()) return out;
     try {
-      at::Tensor logits = forward_rows(batch, groups);  // [rows, labels]
+      at::Tensor logits = forward_rows(batch, groups.groups);  // [rows, labels]
       int64_t row = 0;
       for (size_t i = 0; i < items.size(); ++i) {
         if (out[i].error) continue;
@@ -222,15 +232,12 @@ class TorchBackend : public Backend {
       if (eos_id_ >= 0) g.stop_token_ids.push_back(eos_id_);
       g.max_new_tokens = 0;
       std::vector<std::vector<int64_t>> prompts;
-      Groups groups;
-      std::map<const Materialized*, size_t> group_of;
+      RowGroups groups;
       for (size_t k = 0; k < which.size(); ++k) {
         const size_t i = which[k];
         g.max_new_tokens = std::max(g.max_new_tokens, items[i].request.max_new_tokens);
         prompts.push_back(prepared[i].prompt);
-        auto [it, fresh] = group_of.emplace(prepared[i].adapters.get(), groups.size());
-        if (fresh) groups.push_back({prepared[i].adapters.get(), {}});
-        groups[it->second].second.push_back(int64_t(k));
+        groups.add(prepared[i].adapters.get(), int64_t(k));
       }
       std::vector<int64_t> sent(which.size(), 0);
       g.on_token = [&](size_t k, int64_t token) {
@@ -242,7 +249,7 @@ class TorchBackend : public Backend {
       mixpeft::GenerateResult res;
       {
         std::lock_guard<std::mutex> lock(model_mutex_);
-        Installed installed(*this, groups);
+        Installed installed(*this, groups.groups);
         torch::NoGradGuard no_grad;
         res = mixpeft::generate(*model_, prompts, g);
       }
@@ -278,8 +285,6 @@ class TorchBackend : public Backend {
   }
 
  private:
-  using Groups = std::vector<std::pair<const Materialized*, std::vector<int64_t>>>;
-
   // Puts each group's adapters on the hooks for one forward pass and takes
   // them off again, also when the pass throws.
   class Installed {
