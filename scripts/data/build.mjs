@@ -154,33 +154,32 @@ function fineFoodText(t) {
 }
 function buildFineFood() {
   const db = readRLazyLoad(src('modeldata', 'usr', 'lib', 'R', 'site-library', 'modeldata', 'data'));
-  let dup = 0;
-  const read = (name, seen) => {
+  // Reviews in file order, empty ones and repeats of one already seen dropped.
+  const seen = new Set();
+  const read = (name) => {
     const cols = rDataFrame(db[name], `modeldata ${name}`);
     const rows = [];
     cols.review.forEach((review, i) => {
       const text = review ? fineFoodText(review) : '';
-      if (!text || seen.has(text)) {
-        dup++;
-        return;
-      }
+      if (!text || seen.has(text)) return;
       seen.add(text);
       rows.push({ text, label: cols.score[i], id: `${name}:${i + 1}:${cols.product[i]}` });
     });
-    return rows;
+    return { rows, total: cols.review.length };
   };
   // Test first: a training review that also appears in test is dropped.
-  const seen = new Set();
-  const test = read('testing_data', seen);
-  const testDup = dup;
-  const train = read('training_data', seen);
-  const splits = stratifiedSplit(train, {
+  const test = read('testing_data');
+  const train = read('training_data');
+  const splits = stratifiedSplit(train.rows, {
     key: (r) => r.id, label: (r) => r.label, holdouts: [['validation', 0.1]],
   });
-  const ordered = { train: splits.train, validation: splits.validation, test };
+  const ordered = { train: splits.train, validation: splits.validation, test: test.rows };
   writeSplits('fine_food', ordered, { task: 'classification', labels: ['great', 'other'] });
   record('fine_food', ordered, 'text');
-  STATS.datasets.fine_food.source = { train_reviews: 4000, test_reviews: 1000, duplicates_in_test: testDup, train_duplicates_dropped: dup - testDup };
+  STATS.datasets.fine_food.source = {
+    train_reviews: train.total, test_reviews: test.total, duplicates_in_test: test.total - test.rows.length,
+    train_duplicates_dropped: train.total - train.rows.length,
+  };
 }
 
 // ---- State of the Union addresses -----------------------------------------
