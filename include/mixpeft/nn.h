@@ -38,6 +38,16 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// base_out + scaling * down B^T, where down = h A^T [..., r] is a low-rank
+// adapter's first product and B is [out, r]: the update is accumulated by one
+// GEMM (addmm) into a copy of base_out, not as a product, a scaled copy and
+// a sum. Adapters whose dtype differs from base_out's (fp32 adapters on bf16
+// weights) compute the update in their dtype and add it rounded to base_out's.
+at::Tensor add_low_rank(const at::Tensor& base_out, const at::Tensor& down, const at::Tensor& B, double scaling);
+// x in the dtype of an adapter's weight w (unchanged under autocast, which
+// casts both itself, and when they already match).
+at::Tensor in_dtype_of(const at::Tensor& x, const at::Tensor& w);
+
 // A bottleneck adapter site: h -> adapted h (e.g. h + up(act(down(h)))).
 class SiteAdapter {
  public:

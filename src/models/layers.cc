@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "mixpeft/error.h"
@@ -34,6 +36,22 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   return adapter ? adapter->forward(x, y) : y;
 }
 
+namespace {
+bool autocasting() { return at::autocast::is_cpu_enabled() || at::autocast::is_enabled(); }
+}  // namespace
+
+at::Tensor in_dtype_of(const at::Tensor& x, const at::Tensor& w) {
+  return x.scalar_type() == w.scalar_type() || autocasting() ? x : x.to(w.scalar_type());
+}
+
+at::Tensor add_low_rank(const at::Tensor& base_out, const at::Tensor& down, const at::Tensor& B, double scaling) {
+  const int64_t out = base_out.size(-1), r = down.size(-1);
+  if (base_out.scalar_type() != B.scalar_type() && !autocasting())
+    return base_out + (torch::matmul(down, B.t()) * scaling).to(base_out.scalar_type());
+  auto y = torch::addmm(base_out.reshape({-1, out}), down.reshape({-1, r}), B.t(), 1.0, scaling);
+  return y.view(base_out.sizes());
+}
+
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
@@ -44,6 +62,35 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   h = h * torch::rsqrt(variance + eps);
   return weight * h.to(x.scalar_type());
 }
+
+namespace {
+
+// HF's NewGELUActivation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))):
+// the forward is the same ATen ops in the same order as transformers, so the
+// values are HF's to the bit, but run without autograd recording its seven
+// intermediates; the backward is ATen's fused derivative of the same tanh
+// approximation (one pass over x instead of the chain rule through seven ops).
+struct NewGelu : torch::autograd::Function<NewGelu> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return composite(x);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    return {at::gelu_backward(grad[0], ctx->get_saved_variables()[0], "tanh")};
+  }
+  static at::Tensor composite(const at::Tensor& x) {
+    const double c = std::sqrt(2.0 / M_PI);
+    return 0.5 * x * (1.0 + torch::tanh(c * (x + 0.044715 * torch::pow(x, 3.0))));
+  }
+  static at::Tensor apply(const at::Tensor& x) {
+    // Without autograd (inference, frozen inputs) the composite is all there is.
+    if (!x.requires_grad() || !at::GradMode::is_enabled()) return composite(x);
+    return torch::autograd::Function<NewGelu>::apply(x);
+  }
+};
+
+}  // namespace
 
 void check_activation(const std::string& name, const std::string& where) {
   static const char* kKnown[] = {"gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh"};
@@ -56,12 +103,8 @@ void check_activation(const std::string& name, const std::string& where) {
 at::Tensor activation(const std::string& name, const at::Tensor& x) {
   namespace F = torch::nn::functional;
   if (name == "gelu") return torch::gelu(x);
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") {
-    if (name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
-    // HF NewGELUActivation, written out as transformers computes it.
-    const double c = std::sqrt(2.0 / M_PI);
-    return 0.5 * x * (1.0 + torch::tanh(c * (x + 0.044715 * torch::pow(x, 3.0))));
-  }
+  if (name == "gelu_new") return NewGelu::apply(x);
+  if (name == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
   if (name == "relu") return torch::relu(x);
   if (name == "silu" || name == "swish") return torch::silu(x);
   if (name == "tanh") return torch::tanh(x);
@@ -94,6 +137,70 @@ at::Tensor attention_bias(const at::Tensor& key_mask, int64_t T, int64_t S, bool
   return torch::where(allowed, zero, low);
 }
 
+namespace {
+
+// Attention on the CPU, one (batch, head) block at a time in parallel: 1.13's
+// batched matmul multiplies the B x H small matrices one after another, each
+// with every thread (slow for 128 x 128 blocks), and its autograd keeps the
+// scores as well. Here each thread takes whole blocks and calls single-threaded
+// GEMMs (OpenBLAS runs on one thread inside a parallel region); the values are
+// the same operations as the composite below, block by block; only the
+// softmax output is kept for the backward.
+struct BlockAttention : torch::autograd::Function<BlockAttention> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const at::Tensor& bias_or_empty, double scale) {
+    // An undefined tensor cannot be a Function input: no bias comes as an empty one.
+    const at::Tensor bias = bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty;
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = v.size(3);
+    at::Tensor out = at::empty({B, H, T, D}, q.options());
+    at::Tensor probs = at::empty({B, H, T, S}, q.options());
+    at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t b = i / H, h = i % H;
+        at::Tensor s = at::mm(q[b][h], k[b][h].t());
+        if (scale != 1.0) s.mul_(scale);
+        if (bias.defined()) s.add_(bias[bias.size(0) == 1 ? 0 : b][0]);
+        at::Tensor p = probs[b][h];
+        p.copy_(at::softmax(s, -1, at::kFloat));
+        out[b][h].copy_(at::mm(p, v[b][h]));
+      }
+    });
+    ctx->save_for_backward({q, k, v, probs});
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const at::Tensor grad = grads[0].contiguous();
+    const int64_t B = q.size(0), H = q.size(1);
+    const bool want_q = ctx->needs_input_grad(0), want_k = ctx->needs_input_grad(1),
+               want_v = ctx->needs_input_grad(2);
+    at::Tensor dq, dk, dv;
+    if (want_q) dq = at::empty_like(q, at::MemoryFormat::Contiguous);
+    if (want_k) dk = at::empty_like(k, at::MemoryFormat::Contiguous);
+    if (want_v) dv = at::empty_like(v, at::MemoryFormat::Contiguous);
+    at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t b = i / H, h = i % H;
+        const at::Tensor p = probs[b][h], g = grad[b][h];
+        if (want_v) dv[b][h].copy_(at::mm(p.t(), g));
+        if (!want_q && !want_k) continue;
+        at::Tensor ds = at::_softmax_backward_data(at::mm(g, v[b][h].t()), p, -1, p.scalar_type());
+        if (scale != 1.0) ds.mul_(scale);
+        if (want_q) dq[b][h].copy_(at::mm(ds, k[b][h]));
+        if (want_k) dk[b][h].copy_(at::mm(ds.t(), q[b][h]));
+      }
+    });
+    return {dq, dk, dv, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, double scale) {
   auto key = k, value = v;
@@ -104,8 +211,18 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     key = k.repeat_interleave(heads / kv_heads, 1);
     value = v.repeat_interleave(heads / kv_heads, 1);
   }
-  auto scores = torch::matmul(q, key.transpose(-1, -2)) * scale;
-  if (bias.defined()) scores = scores + bias;
+  const bool same_dtype = key.scalar_type() == q.scalar_type() && value.scalar_type() == q.scalar_type() &&
+                          (!bias.defined() || bias.scalar_type() == q.scalar_type());
+  if (q.device().is_cpu() && q.scalar_type() == at::kFloat && same_dtype && !autocasting() &&
+      (!bias.defined() || !bias.requires_grad()))
+    return BlockAttention::apply(q, key, value, bias.defined() ? bias : at::empty({0}, q.options()), scale);
+  // Elsewhere (CUDA, bf16, autocast) the composite. In place: the same values
+  // as (q k^T) * scale + bias, without two more [B, H, T, S] tensors
+  // (matmul's backward needs q and k, not its output). Under autocast the
+  // scores are bf16 and the bias float: that sum promotes.
+  auto scores = torch::matmul(q, key.transpose(-1, -2));
+  if (scale != 1.0) scores.mul_(scale);
+  if (bias.defined()) scores = bias.scalar_type() == scores.scalar_type() ? scores.add_(bias) : scores + bias;
   auto probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());
   return torch::matmul(probs, value);
 }

@@ -8,6 +8,7 @@
 #include "mixpeft/metrics.h"
 #include "mixpeft/train.h"
 #include "train/internal.h"
+#include "train/loss.h"
 
 namespace mixpeft::train {
 namespace {
@@ -36,18 +37,18 @@ TensorBatch to_tensors(const data::Batch& b, data::Task task, c10::Device device
 }
 
 at::Tensor loss_sum(data::Task task, const at::Tensor& logits_in, const TensorBatch& batch, double label_smoothing) {
-  at::Tensor logits = logits_in.to(at::kFloat);
   switch (task) {
     case data::Task::kClassification:
-      return at::cross_entropy_loss(logits, batch.labels, {}, at::Reduction::Sum, data::kIgnoreIndex,
-                                    label_smoothing);
+      return at::cross_entropy_loss(logits_in.to(at::kFloat), batch.labels, {}, at::Reduction::Sum,
+                                    data::kIgnoreIndex, label_smoothing);
     case data::Task::kRegression:
-      return (logits.view({batch.rows}) - batch.targets).pow(2).sum();
+      return (logits_in.to(at::kFloat).view({batch.rows}) - batch.targets).pow(2).sum();
     case data::Task::kCausalLm: {
-      const int64_t T = logits.size(1);
-      at::Tensor shifted = logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)});
-      at::Tensor labels = batch.labels.narrow(1, 1, T - 1).reshape({-1});
-      return at::cross_entropy_loss(shifted, labels, {}, at::Reduction::Sum, data::kIgnoreIndex, 0.0);
+      // Position t predicts token t + 1; the last position of each row predicts nothing.
+      const int64_t B = logits_in.size(0), T = logits_in.size(1), V = logits_in.size(2);
+      at::Tensor labels = at::full({B, T}, data::kIgnoreIndex, batch.labels.options().dtype(at::kLong));
+      labels.narrow(1, 0, T - 1).copy_(batch.labels.narrow(1, 1, T - 1));
+      return cross_entropy_sum(logits_in.reshape({B * T, V}), labels.view({-1}), data::kIgnoreIndex);
     }
   }
   fail(ErrorKind::kInternal, "loss_sum: unknown task");

@@ -58,6 +58,11 @@ class ExpertBank {
   ExpertBank(torch::nn::Module& parent, std::string name, std::string full_name, const torch::nn::Linear& prototype,
              int64_t num_experts, std::shared_ptr<RoutingState> routing);
   at::Tensor forward(const at::Tensor& x);
+  // The one weight [out, in] and bias a forward applies to every row (the
+  // single or merged expert; in training a freshly drawn expert, as forward()
+  // draws; in eval the average). False, drawing nothing, when eval routing
+  // picks an expert per token or per sequence instead.
+  bool forward_weights(at::Tensor& weight, at::Tensor& bias);
   int64_t size() const { return static_cast<int64_t>(experts_.size()); }
   bool merged() const { return !merged_.is_empty(); }
   // The uniform average of the experts' weight [out, in] and bias (undefined without bias).

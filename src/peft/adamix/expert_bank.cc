@@ -63,8 +63,12 @@ at::Tensor ExpertBank::mean_bias() const {
   return torch::stack(bs).mean(0);
 }
 
-at::Tensor ExpertBank::forward(const at::Tensor& x) {
-  if (merged() || experts_.size() == 1) return single()->forward(x);
+bool ExpertBank::forward_weights(at::Tensor& weight, at::Tensor& bias) {
+  if (merged() || experts_.size() == 1) {
+    weight = single()->weight;
+    bias = single()->bias;
+    return true;
+  }
   const int64_t M = size();
   if (parent_->is_training()) {
     // One uniform draw per forward call serves the whole mini-batch.
@@ -80,11 +84,21 @@ at::Tensor ExpertBank::forward(const at::Tensor& x) {
       ws.push_back(e->weight);
       if (e->bias.defined()) bs.push_back(e->bias);
     }
-    auto w = torch::stack(ws).select(0, last_);
-    auto b = bs.empty() ? at::Tensor() : torch::stack(bs).select(0, last_);
-    return F::linear(x, w, b);
+    weight = torch::stack(ws).select(0, last_);
+    bias = bs.empty() ? at::Tensor() : torch::stack(bs).select(0, last_);
+    return true;
   }
-  if (routing_->eval == EvalRouting::kAverage) return F::linear(x, mean_weight(), mean_bias());
+  if (routing_->eval == EvalRouting::kAverage) {
+    weight = mean_weight();
+    bias = mean_bias();
+    return true;
+  }
+  return false;
+}
+
+at::Tensor ExpertBank::forward(const at::Tensor& x) {
+  at::Tensor w, b;
+  if (forward_weights(w, b)) return F::linear(nn::in_dtype_of(x, w), w, b);
   return routed(x);
 }
 
@@ -175,7 +189,10 @@ AdaMixLoraLayer::AdaMixLoraLayer(nn::LinearImpl& base, const std::string& full_n
 at::Tensor AdaMixLoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
   if (merged) return base_out;
   auto h = dropout_ ? dropout_->forward(x) : x;
-  return base_out + B->forward(A->forward(h)) * scaling;
+  auto down = A->forward(h);
+  at::Tensor w, b;  // the B experts have no bias
+  if (B->forward_weights(w, b)) return nn::add_low_rank(base_out, down, w, scaling);
+  return base_out + B->forward(down) * scaling;
 }
 
 at::Tensor AdaMixLoraLayer::delta_weight() const {

@@ -52,7 +52,8 @@ MosloraLayer::MosloraLayer(nn::LinearImpl& base, const MosloraConfig& c, at::Gen
 at::Tensor MosloraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
   if (merged) return base_out;
   auto h = dropout_ ? dropout_->forward(x) : x;
-  return base_out + lora_B->forward(moslora_mixer->forward(lora_A->forward(h))) * scaling;
+  auto down = moslora_mixer->forward(lora_A->forward(nn::in_dtype_of(h, lora_A->weight)));
+  return nn::add_low_rank(base_out, down, lora_B->weight, scaling);
 }
 
 // In float64, then rounded once: A' is M A correctly rounded to the

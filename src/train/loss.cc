@@ -1,0 +1,92 @@
+#include "train/loss.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "mixpeft/error.h"
+
+namespace mixpeft::train {
+namespace {
+
+// Rows per block: a block of 16 x 50k float32 logits (3 MB) stays in cache
+// between its passes.
+constexpr int64_t kRowsPerBlock = 16;
+
+struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits_in,
+                            const at::Tensor& labels, int64_t ignore_index) {
+    const at::Tensor logits = logits_in.to(at::kFloat).contiguous();
+    const int64_t N = logits.size(0);
+    at::Tensor lse = at::empty({N}, logits.options());
+    at::Tensor picked = at::zeros({N}, logits.options().dtype(at::kDouble));
+    const int64_t* label = labels.data_ptr<int64_t>();
+    at::parallel_for(0, N, kRowsPerBlock, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += kRowsPerBlock) {
+        const int64_t n = std::min(kRowsPerBlock, hi - b);
+        at::Tensor block = logits.narrow(0, b, n);
+        at::Tensor m = std::get<0>(block.max(1, /*keepdim=*/true));
+        at::Tensor l = (block - m).exp_().sum(1, /*keepdim=*/true).log_().add_(m);
+        lse.narrow(0, b, n).copy_(l.squeeze(1));
+        const float* rows = block.data_ptr<float>();
+        const float* lse_rows = l.data_ptr<float>();
+        double* out = picked.data_ptr<double>() + b;
+        for (int64_t i = 0; i < n; ++i)
+          if (label[b + i] != ignore_index)
+            out[i] = static_cast<double>(lse_rows[i]) - rows[i * logits.size(1) + label[b + i]];
+      }
+    });
+    ctx->save_for_backward({logits, lse, labels});
+    ctx->saved_data["ignore_index"] = ignore_index;
+    ctx->saved_data["dtype"] = static_cast<int64_t>(logits_in.scalar_type());
+    return picked.sum().to(at::kFloat);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& logits = saved[0];
+    const at::Tensor& lse = saved[1];
+    const int64_t* label = saved[2].data_ptr<int64_t>();
+    const int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
+    const float g = grad[0].item<float>();
+    const int64_t N = logits.size(0), V = logits.size(1);
+    at::Tensor out = at::empty_like(logits);
+    at::parallel_for(0, N, kRowsPerBlock, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += kRowsPerBlock) {
+        const int64_t n = std::min(kRowsPerBlock, hi - b);
+        at::Tensor o = out.narrow(0, b, n);
+        at::sub_out(o, logits.narrow(0, b, n), lse.narrow(0, b, n).unsqueeze(1)).exp_().mul_(g);
+        float* rows = o.data_ptr<float>();
+        for (int64_t i = 0; i < n; ++i) {
+          if (label[b + i] == ignore_index) {
+            o[i].zero_();
+          } else {
+            rows[i * V + label[b + i]] -= g;
+          }
+        }
+      }
+    });
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    return {dtype == at::kFloat ? out : out.to(dtype), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
+  MIXPEFT_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), ErrorKind::kInvalidArgument,
+                "cross_entropy_sum: logits ", logits.sizes(), " and labels ", labels.sizes(),
+                " (expected [N, V] and [N])");
+  at::Tensor l = labels.to(at::kLong).contiguous();
+  const int64_t V = logits.size(1);
+  const at::Tensor bad = (l != ignore_index).logical_and((l < 0).logical_or(l >= V));
+  MIXPEFT_CHECK(!bad.any().item<bool>(), ErrorKind::kInvalidArgument, "cross_entropy_sum: label ",
+                l.masked_select(bad)[0].item<int64_t>(), " is outside the vocabulary [0, ", V, ")");
+  // Elsewhere (CUDA) ATen's own loss, whose kernels fuse there.
+  if (!logits.device().is_cpu())
+    return at::cross_entropy_loss(logits.to(at::kFloat), l, {}, at::Reduction::Sum, ignore_index, 0.0);
+  return CrossEntropySum::apply(logits, l, ignore_index);
+}
+
+}  // namespace mixpeft::train

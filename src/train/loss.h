@@ -1,0 +1,22 @@
+// The causal-LM loss without materialising log-probabilities (private to
+// src/train and the benchmarks).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace mixpeft::train {
+
+// sum_i [labels_i != ignore_index] (logsumexp(logits_i) - logits_i[labels_i])
+// for logits [N, V] and labels [N]: at::cross_entropy_loss(logits, labels,
+// {}, Reduction::Sum, ignore_index) with equal values up to float rounding
+// (float32 row sums, accumulated in float64), without its [N, V]
+// log-softmax, the zero-filled [N, V] gradient of the NLL, and the second
+// pass of the log-softmax backward: the forward keeps only each row's
+// logsumexp, and the backward writes softmax - one-hot in one pass per row
+// block. Logits are read as float32 (bf16 logits are converted once).
+// A label outside [0, V) other than ignore_index is kInvalidArgument.
+at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index);
+
+}  // namespace mixpeft::train
