@@ -1,0 +1,184 @@
+// Inference cost of the PEFT methods on issue 7's GPT-2-small-shaped model
+// (random weights): the forward time of batch 8 x 128 for the base model,
+// the method merged into the base weights, and unmerged; and generation
+// tokens/s with the KV cache (greedy, fixed length) at batch 1 and 8.
+// Prints one JSON line per measurement.
+//
+//   OPENBLAS_CORETYPE= build/bench/infer_bench --method lora --threads 2
+//   build/bench/infer_bench --method adamix-lora --modes base,merged
+//   build/bench/infer_bench --method none --modes generate
+//
+// Modes: base (no adapter), merged (merge(): LoRA, MoSLoRA and AdaMix-LoRA
+// fold into the weights; AdaMix-adapter averages its experts into one adapter),
+// unmerged (the adapter computed beside the frozen layer), generate (the
+// --method merged when it can merge, else as it is).
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/perf_common.h"
+#include "mixpeft/generate.h"
+#include "mixpeft/model.h"
+#include "mixpeft/peft.h"
+#include "mixpeft/runtime.h"
+
+using namespace mixpeft;
+
+namespace {
+
+struct Options {
+  std::string method = "lora";
+  std::string modes = "base,merged,unmerged,generate";
+  std::string dtype = "fp32";
+  int threads = 2;
+  int64_t batch = 8, seq = 128, warmup = 2, iters = 10;
+  int64_t prompt = 32, new_tokens = 64;
+  int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
+  uint64_t seed = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+nlohmann::json common(const Options& o, const std::string& mode) {
+  return {{"bench", mode == "generate" ? "generate" : "forward"}, {"impl", "mixpeft"}, {"method", o.method},
+          {"mode", mode}, {"dtype", o.dtype}, {"threads", o.threads}, {"layers", o.layers}};
+}
+
+void forward_bench(const Options& o, Model& model, const std::string& mode) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 1);
+  ModelInputs in;
+  in.input_ids = at::randint(o.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
+  std::vector<double> times;
+  at::NoGradGuard no_grad;
+  for (int64_t i = 0; i < o.warmup + o.iters; ++i) {
+    const auto t0 = Clock::now();
+    at::Tensor logits = model.forward(in).logits;
+    const double dt = seconds_since(t0);
+    if (i >= o.warmup) times.push_back(dt);
+  }
+  auto out = common(o, mode);
+  out["batch"] = o.batch;
+  out["seq"] = o.seq;
+  out["forward_s"] = times;
+  out["median_forward_s"] = bench::median(times);
+  out["tokens_per_s"] = static_cast<double>(o.batch * o.seq) / bench::median(times);
+  out["peak_rss_mib"] = bench::peak_rss_mib();
+  std::printf("%s\n", out.dump().c_str());
+  std::fflush(stdout);
+}
+
+void generate_bench(const Options& o, Model& model, int64_t batch) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 2);
+  at::Tensor ids = at::randint(o.vocab, {batch, o.prompt}, gen, at::TensorOptions().dtype(at::kLong));
+  std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) {
+    auto row = ids[b];
+    prompts[static_cast<size_t>(b)].assign(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + o.prompt);
+  }
+  GenerateOptions go;
+  go.max_new_tokens = o.new_tokens;
+  std::vector<double> times;
+  const int64_t runs = std::max<int64_t>(1, o.iters / 2);
+  for (int64_t i = 0; i < 1 + runs; ++i) {
+    const auto t0 = Clock::now();
+    auto result = generate(model, prompts, go);
+    const double dt = seconds_since(t0);
+    for (const auto& t : result.tokens)
+      MIXPEFT_CHECK(static_cast<int64_t>(t.size()) == o.new_tokens, ErrorKind::kInternal,
+                    "generate stopped early: ", t.size(), " tokens");
+    if (i >= 1) times.push_back(dt);
+  }
+  auto out = common(o, "generate");
+  out["batch"] = batch;
+  out["prompt_tokens"] = o.prompt;
+  out["new_tokens"] = o.new_tokens;
+  out["run_s"] = times;
+  out["median_run_s"] = bench::median(times);
+  out["tokens_per_s"] = static_cast<double>(batch * o.new_tokens) / bench::median(times);
+  out["peak_rss_mib"] = bench::peak_rss_mib();
+  std::printf("%s\n", out.dump().c_str());
+  std::fflush(stdout);
+}
+
+int run(const Options& o) {
+  bench::warn_coretype();
+  set_num_threads(o.threads);
+  LoadOptions lo;
+  lo.init_seed = o.seed;
+  lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  auto base = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+  base->eval();
+  std::vector<std::string> modes;
+  {
+    std::stringstream ss(o.modes);
+    for (std::string m; std::getline(ss, m, ',');) modes.push_back(m);
+  }
+  for (const auto& m : modes)
+    MIXPEFT_CHECK(m == "base" || m == "merged" || m == "unmerged" || m == "generate", ErrorKind::kInvalidArgument,
+                  "unknown mode \"", m, "\" (base, merged, unmerged, generate)");
+  auto has = [&](const char* m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
+  if (has("base")) forward_bench(o, *base, "base");
+
+  const nlohmann::json cfg = bench::method_config(o.method);
+  std::shared_ptr<peft::PeftModel> peft;
+  if (!cfg.is_null()) {
+    peft = peft::PeftModel::create(base, cfg);
+    // Nonzero adapter weights, so that nothing is skipped as a zero update.
+    torch::NoGradGuard no_grad;
+    auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed + 3);
+    for (auto& [name, p] : peft->trainable_parameters()) p.normal_(0.0, 0.02, g);
+    peft->model().eval();
+  }
+  Model& model = peft ? peft->model() : *base;
+  if (peft && has("unmerged")) forward_bench(o, model, "unmerged");
+  const bool can_merge = peft && peft->method().mergeable();
+  if (peft && has("merged")) {
+    MIXPEFT_CHECK(can_merge, ErrorKind::kUnsupported, o.method, " does not merge");
+    peft->merge();
+    forward_bench(o, model, "merged");
+  }
+  if (has("generate")) {
+    if (can_merge) peft->merge();
+    generate_bench(o, model, 1);
+    generate_bench(o, model, 8);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Forward and generation cost with and without adapters (docs/PERFORMANCE.md)"};
+  Options o;
+  app.add_option("--method", o.method, "lora, moslora, adamix-lora, adamix-adapter, houlsby, none")
+      ->capture_default_str();
+  app.add_option("--modes", o.modes, "comma-separated: base, merged, unmerged, generate")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "fp32 or bf16 weights")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "intra-op threads")->capture_default_str();
+  app.add_option("--batch", o.batch, "forward: rows")->capture_default_str();
+  app.add_option("--seq", o.seq, "forward: tokens per row")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "forward: untimed passes first")->capture_default_str();
+  app.add_option("--iters", o.iters, "forward: timed passes (generate: half as many runs)")->capture_default_str();
+  app.add_option("--prompt", o.prompt, "generate: prompt tokens")->capture_default_str();
+  app.add_option("--new-tokens", o.new_tokens, "generate: tokens generated per prompt")->capture_default_str();
+  app.add_option("--layers", o.layers, "model depth")->capture_default_str();
+  app.add_option("--hidden", o.hidden, "model width")->capture_default_str();
+  app.add_option("--heads", o.heads, "attention heads")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  app.add_option("--seed", o.seed, "weights and tokens")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "infer_bench: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Runs issue 7's benchmarks (docs/PERFORMANCE.md) one after another on an
+# otherwise idle machine and prints a table; every raw result is a JSON line
+# in OUT/results.jsonl.
+#
+#   bash bench/perf.sh                 # everything (about 15 min on 2 cores)
+#   bash bench/perf.sh --quick         # 2-layer model, for a smoke test
+#   bash bench/perf.sh --only train    # train | infer | peer (comma-separated)
+#   bash bench/perf.sh --threads 2 --out runs/perf
+#
+# The PyTorch peer (bench/peer_pytorch.py) runs when python3 imports torch
+# (Debian: apt-get install python3-torch); it uses transformers + peft when
+# they import, else its plain-PyTorch GPT-2. OPENBLAS_CORETYPE is unset for
+# every run (it halves fp32 GEMM on AVX-512 CPUs).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+build_dir="${MIXPEFT_BUILD_DIR:-build}"
+threads=2
+out=runs/perf
+only="train,infer,peer"
+extra=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) extra=(--layers 2); shift ;;
+    --only) only="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "perf.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+unset OPENBLAS_CORETYPE
+export OMP_WAIT_POLICY=PASSIVE
+mkdir -p "$out"
+results="$out/results.jsonl"
+: > "$results"
+wants() { [[ ",$only," == *",$1,"* ]]; }
+# LibTorch 1.13 multiplies bf16 with oneDNN only on CPUs with AVX-512 BF16
+# (or AMX); elsewhere a scalar loop makes it ~30x slower than fp32, so the
+# bf16 runs are skipped there (`mixpeft env` measures both).
+bf16_gemm=""
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then bf16_gemm=1; else
+  echo "perf.sh: this CPU has no AVX-512 BF16: the bf16 runs are skipped" >&2
+fi
+
+if wants train || wants infer; then
+  cmake --build "$build_dir" -j"$(nproc)" --target train_bench infer_bench >/dev/null
+fi
+
+run() {
+  echo "--- $*" >&2
+  "$@" 2>>"$out/log.txt" | tee -a "$results"
+}
+
+if wants train; then
+  for m in lora full adamix-lora adamix-adapter moslora; do
+    run "$build_dir/bench/train_bench" --method "$m" --threads "$threads" "${extra[@]}"
+  done
+  run "$build_dir/bench/train_bench" --method adamix-lora --consistency --threads "$threads" "${extra[@]}"
+  run "$build_dir/bench/train_bench" --method adamix-adapter --consistency --threads "$threads" "${extra[@]}"
+  if [[ -n "$bf16_gemm" ]]; then
+    run "$build_dir/bench/train_bench" --method lora --dtype bf16 --threads "$threads" "${extra[@]}"
+    run "$build_dir/bench/train_bench" --method lora --autocast --threads "$threads" "${extra[@]}"
+  fi
+fi
+if wants infer; then
+  for m in lora moslora adamix-lora; do
+    run "$build_dir/bench/infer_bench" --method "$m" --modes base,merged,unmerged --iters 5 --threads "$threads" "${extra[@]}"
+  done
+  run "$build_dir/bench/infer_bench" --method lora --modes generate --iters 4 --threads "$threads" "${extra[@]}"
+fi
+# The first python3 that imports torch: Debian's python3-torch lives in
+# /usr/bin/python3, which a pyenv or venv python3 earlier on PATH hides.
+py=""
+for candidate in python3 /usr/bin/python3; do
+  if "$candidate" -c 'import torch' 2>/dev/null; then py="$candidate"; break; fi
+done
+if wants peer; then
+  if [[ -n "$py" ]]; then
+    for m in lora full; do
+      run "$py" bench/peer_pytorch.py train --method "$m" --threads "$threads" "${extra[@]}"
+    done
+    [[ -z "$bf16_gemm" ]] || run "$py" bench/peer_pytorch.py train --method lora --autocast --threads "$threads" "${extra[@]}"
+    run "$py" bench/peer_pytorch.py forward --method none --iters 5 --threads "$threads" "${extra[@]}"
+    run "$py" bench/peer_pytorch.py forward --method lora --iters 5 --threads "$threads" "${extra[@]}"
+    for b in 1 8; do
+      run "$py" bench/peer_pytorch.py generate --method none --batch "$b" --iters 4 --threads "$threads" "${extra[@]}"
+    done
+  else
+    echo "perf.sh: no python3 imports torch; the peer is skipped (apt-get install python3-torch)" >&2
+  fi
+fi
+
+python3 - "$results" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"\n{'impl':16} {'bench':9} {'method':15} {'mode/dtype':22} {'batch':>5} {'tokens/s':>9} {'median s':>9} {'peak MiB':>9}")
+for r in rows:
+    mode = r.get("mode") or (r.get("dtype", "fp32") + (" autocast" if r.get("autocast") else "")
+                             + (" +consistency" if r.get("consistency") else ""))
+    med = r.get("median_step_s") or r.get("median_forward_s") or r.get("median_run_s")
+    print(f"{r['impl']:16} {r['bench']:9} {r['method']:15} {mode:22} {r.get('batch', ''):>5} "
+          f"{r['tokens_per_s']:9.1f} {med:9.4f} {r['peak_rss_mib']:9.0f}")
+EOF

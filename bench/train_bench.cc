@@ -1,0 +1,195 @@
+// Training-step throughput of issue 7's workload: a GPT-2-small-shaped causal
+// LM with random weights, batch 8 x 128 tokens, a PEFT method (default LoRA
+// r 8, alpha 16 on c_attn), AdamW on the trainable parameters, dropout 0.
+// One step is what mixpeft train does per optimizer step: zero_grad, forward,
+// the shifted cross-entropy (plus AdaMix's consistency term with a second
+// forward when asked), backward, AdamW. Prints one JSON line: the median step
+// time over --steps after --warmup, tokens/s, and the peak RSS.
+//
+//   OPENBLAS_CORETYPE= build/bench/train_bench --method lora --threads 2
+//   build/bench/train_bench --method adamix-lora --consistency
+//   build/bench/train_bench --method lora --dtype bf16        # bf16 weights and activations, fp32 adapters
+//   build/bench/train_bench --method lora --autocast          # fp32 weights, bf16 autocast (mixpeft train --bf16)
+//
+// bench/peer_pytorch.py runs the same workload in PyTorch; bench/perf.sh runs both.
+#include <chrono>
+#include <cstdio>
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/perf_common.h"
+#include "mixpeft/adamix.h"
+#include "mixpeft/model.h"
+#include "mixpeft/peft.h"
+#include "mixpeft/runtime.h"
+#include "train/loss.h"
+#include "train/optim.h"
+
+using namespace mixpeft;
+
+namespace {
+
+struct Options {
+  std::string method = "lora";
+  std::string dtype = "fp32";
+  bool autocast = false, consistency = false;
+  int threads = 2;
+  int64_t batch = 8, seq = 128, warmup = 2, steps = 5;
+  int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
+  uint64_t seed = 0;
+  std::string profile;
+};
+
+// The trainer's causal-LM loss (src/train/evaluate.cc loss_sum), averaged
+// over the B (T - 1) predicted tokens.
+at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& ids) {
+  const int64_t B = logits.size(0), T = logits.size(1), V = logits.size(2);
+  at::Tensor labels = at::full({B, T}, -100, ids.options());
+  labels.narrow(1, 0, T - 1).copy_(ids.narrow(1, 1, T - 1));
+  return train::cross_entropy_sum(logits.reshape({B * T, V}), labels.view({-1}), -100) /
+         static_cast<double>(B * (T - 1));
+}
+
+class Autocast {
+ public:
+  explicit Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(false);
+  }
+
+ private:
+  bool on_;
+};
+
+int run(const Options& o) {
+  bench::warn_coretype();
+  set_num_threads(o.threads);
+  LoadOptions lo;
+  lo.init_seed = o.seed;
+  lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
+  auto base = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  std::shared_ptr<peft::PeftModel> peft;
+  Model* model = base.get();
+  int64_t total = 0;
+  for (const auto& p : base->parameters()) total += p.numel();
+  const nlohmann::json cfg = bench::method_config(o.method);
+  if (!cfg.is_null()) {
+    peft = peft::PeftModel::create(base, cfg);
+    model = &peft->model();
+    params = peft->trainable_parameters();
+    if (o.dtype == "bf16") {
+      // Frozen weights stay bf16; the trained adapter parameters are fp32 masters.
+      torch::NoGradGuard no_grad;
+      for (auto& [name, p] : params) p.set_data(p.data().to(at::kFloat));
+    }
+  } else {
+    for (auto& item : base->named_parameters()) {
+      item.value().set_requires_grad(o.method == "full");
+      if (o.method == "full") params.emplace_back(item.key(), item.value());
+    }
+  }
+  int64_t trainable = 0;
+  for (const auto& [name, p] : params) trainable += p.numel();
+  MIXPEFT_CHECK(!params.empty(), ErrorKind::kInvalidArgument, "--method ", o.method, " trains nothing");
+  model->train();
+  train::AdamWOptions ao;
+  ao.lr = 1e-4;
+  train::AdamW opt(params, std::vector<bool>(params.size(), false), ao);
+
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 1);
+  ModelInputs in;
+  in.input_ids = at::randint(o.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
+  std::vector<double> times;
+  double loss_value = 0;
+  for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
+    // The last step, traced by LibTorch's profiler when asked (chrome://tracing JSON).
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
+    if (!o.profile.empty() && s == o.warmup + o.steps - 1)
+      trace = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile);
+    const auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    at::Tensor loss;
+    {
+      Autocast ac(o.autocast);
+      at::Tensor logits = model->forward(in).logits;
+      loss = lm_loss(logits, in.input_ids);
+      if (o.consistency) {
+        at::Tensor logits2 = model->forward(in).logits;
+        loss = loss + peft::adamix_consistency_loss(logits.to(at::kFloat), logits2.to(at::kFloat)) /
+                          static_cast<double>(o.seq);
+      }
+    }
+    loss.backward();
+    opt.step(ao.lr);
+    loss_value = loss.item<double>();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "step %lld: %.3f s, loss %.4f\n", static_cast<long long>(s), dt, loss_value);
+    if (s >= o.warmup) times.push_back(dt);
+  }
+  const double med = bench::median(times);
+  nlohmann::json out{{"bench", "train"},
+                     {"impl", "mixpeft"},
+                     {"method", o.method},
+                     {"dtype", o.dtype},
+                     {"autocast", o.autocast},
+                     {"consistency", o.consistency},
+                     {"threads", o.threads},
+                     {"batch", o.batch},
+                     {"seq", o.seq},
+                     {"layers", o.layers},
+                     {"trainable", trainable},
+                     {"parameters", total},
+                     {"step_s", times},
+                     {"median_step_s", med},
+                     {"tokens_per_s", static_cast<double>(o.batch * o.seq) / med},
+                     {"peak_rss_mib", bench::peak_rss_mib()},
+                     {"last_loss", loss_value}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Training-step throughput on a GPT-2-small-shaped model (docs/PERFORMANCE.md)"};
+  Options o;
+  app.add_option("--method", o.method, "lora, moslora, adamix-lora, adamix-adapter, houlsby, full")
+      ->capture_default_str();
+  app.add_option("--dtype", o.dtype, "fp32, or bf16: frozen weights and activations in bf16, adapters fp32")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_flag("--autocast", o.autocast, "bf16 autocast over fp32 weights (what mixpeft train --bf16 does)");
+  app.add_flag("--consistency", o.consistency, "AdaMix: a second forward and the symmetric-KL term");
+  app.add_option("--threads", o.threads, "intra-op threads")->capture_default_str();
+  app.add_option("--batch", o.batch, "rows per step")->capture_default_str();
+  app.add_option("--seq", o.seq, "tokens per row")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str();
+  app.add_option("--steps", o.steps, "timed steps (the median is reported)")->capture_default_str();
+  app.add_option("--layers", o.layers, "model depth")->capture_default_str();
+  app.add_option("--hidden", o.hidden, "model width")->capture_default_str();
+  app.add_option("--heads", o.heads, "attention heads")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  app.add_option("--seed", o.seed, "weights and tokens")->capture_default_str();
+  app.add_option("--profile", o.profile, "write LibTorch's trace of the last step to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train_bench: %s\n", e.what());
+    return 1;
+  }
+}
