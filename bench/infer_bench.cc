@@ -9,9 +9,11 @@
 //   build/bench/infer_bench --method none --modes generate
 //
 // Modes: base (no adapter), merged (merge(): LoRA, MoSLoRA and AdaMix-LoRA
-// fold into the weights; AdaMix-adapter averages its experts into one adapter),
-// unmerged (the adapter computed beside the frozen layer), generate (the
-// --method merged when it can merge, else as it is).
+// fold into the weights), unmerged (the adapter computed beside the frozen
+// layer), generate (the --method merged when it can merge, else as it is).
+// Each forward mode has its own model; their passes are interleaved and each
+// mode's "median_ratio_to_base" is the median of per-iteration ratios, so
+// the machine's drifts largely cancel.
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -50,29 +52,6 @@ nlohmann::json common(const Options& o, const std::string& mode) {
           {"mode", mode}, {"dtype", o.dtype}, {"threads", o.threads}, {"layers", o.layers}};
 }
 
-void forward_bench(const Options& o, Model& model, const std::string& mode) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 1);
-  ModelInputs in;
-  in.input_ids = at::randint(o.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
-  std::vector<double> times;
-  at::NoGradGuard no_grad;
-  for (int64_t i = 0; i < o.warmup + o.iters; ++i) {
-    const auto t0 = Clock::now();
-    at::Tensor logits = model.forward(in).logits;
-    const double dt = seconds_since(t0);
-    if (i >= o.warmup) times.push_back(dt);
-  }
-  auto out = common(o, mode);
-  out["batch"] = o.batch;
-  out["seq"] = o.seq;
-  out["forward_s"] = times;
-  out["median_forward_s"] = bench::median(times);
-  out["tokens_per_s"] = static_cast<double>(o.batch * o.seq) / bench::median(times);
-  out["peak_rss_mib"] = bench::peak_rss_mib();
-  std::printf("%s\n", out.dump().c_str());
-  std::fflush(stdout);
-}
-
 void generate_bench(const Options& o, Model& model, int64_t batch) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 2);
   at::Tensor ids = at::randint(o.vocab, {batch, o.prompt}, gen, at::TensorOptions().dtype(at::kLong));
@@ -106,14 +85,72 @@ void generate_bench(const Options& o, Model& model, int64_t batch) {
   std::fflush(stdout);
 }
 
+// A model with the method attached (nonzero adapter weights, so nothing is
+// skipped as a zero update), merged or not; null for --method none.
+std::shared_ptr<peft::PeftModel> with_method(const Options& o, const LoadOptions& lo, bool merge) {
+  const nlohmann::json cfg = bench::method_config(o.method);
+  if (cfg.is_null()) return nullptr;
+  auto peft = peft::PeftModel::create(create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo), cfg);
+  {
+    torch::NoGradGuard no_grad;
+    auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed + 3);
+    for (auto& [name, p] : peft->trainable_parameters()) p.normal_(0.0, 0.02, g);
+  }
+  peft->model().eval();
+  if (merge) {
+    MIXPEFT_CHECK(peft->method().mergeable(), ErrorKind::kUnsupported, o.method, " does not merge");
+    peft->merge();
+  }
+  return peft;
+}
+
+// Forward passes of the models in `modes`, interleaved (each iteration runs
+// every mode once, in rotated order), so that the machine's drifts hit all
+// of them alike; each mode's ratio to "base" is the median of the
+// per-iteration ratios.
+void forward_bench(const Options& o, const std::vector<std::pair<std::string, Model*>>& models) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 1);
+  ModelInputs in;
+  in.input_ids = at::randint(o.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
+  const size_t M = models.size();
+  std::vector<std::vector<double>> times(M);
+  at::NoGradGuard no_grad;
+  for (int64_t i = 0; i < o.warmup + o.iters; ++i) {
+    for (size_t j = 0; j < M; ++j) {
+      const size_t m = (j + static_cast<size_t>(i)) % M;
+      const auto t0 = Clock::now();
+      at::Tensor logits = models[m].second->forward(in).logits;
+      const double dt = seconds_since(t0);
+      if (i >= o.warmup) times[m].push_back(dt);
+    }
+  }
+  size_t base = M;
+  for (size_t m = 0; m < M; ++m)
+    if (models[m].first == "base") base = m;
+  for (size_t m = 0; m < M; ++m) {
+    auto out = common(o, models[m].first);
+    out["batch"] = o.batch;
+    out["seq"] = o.seq;
+    out["forward_s"] = times[m];
+    out["median_forward_s"] = bench::median(times[m]);
+    out["tokens_per_s"] = static_cast<double>(o.batch * o.seq) / bench::median(times[m]);
+    if (base < M) {
+      std::vector<double> ratios;
+      for (size_t i = 0; i < times[m].size(); ++i) ratios.push_back(times[m][i] / times[base][i]);
+      out["median_ratio_to_base"] = bench::median(ratios);
+    }
+    out["peak_rss_mib"] = bench::peak_rss_mib();
+    std::printf("%s\n", out.dump().c_str());
+  }
+  std::fflush(stdout);
+}
+
 int run(const Options& o) {
   bench::warn_coretype();
   set_num_threads(o.threads);
   LoadOptions lo;
   lo.init_seed = o.seed;
   lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  auto base = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
-  base->eval();
   std::vector<std::string> modes;
   {
     std::stringstream ss(o.modes);
@@ -123,28 +160,36 @@ int run(const Options& o) {
     MIXPEFT_CHECK(m == "base" || m == "merged" || m == "unmerged" || m == "generate", ErrorKind::kInvalidArgument,
                   "unknown mode \"", m, "\" (base, merged, unmerged, generate)");
   auto has = [&](const char* m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
-  if (has("base")) forward_bench(o, *base, "base");
 
-  const nlohmann::json cfg = bench::method_config(o.method);
-  std::shared_ptr<peft::PeftModel> peft;
-  if (!cfg.is_null()) {
-    peft = peft::PeftModel::create(base, cfg);
-    // Nonzero adapter weights, so that nothing is skipped as a zero update.
-    torch::NoGradGuard no_grad;
-    auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed + 3);
-    for (auto& [name, p] : peft->trainable_parameters()) p.normal_(0.0, 0.02, g);
-    peft->model().eval();
+  // One model per forward mode (the same seeded base weights each).
+  std::shared_ptr<Model> base;
+  std::shared_ptr<peft::PeftModel> unmerged, merged;
+  std::vector<std::pair<std::string, Model*>> models;
+  if (has("base")) {
+    base = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+    base->eval();
+    models.emplace_back("base", base.get());
   }
-  Model& model = peft ? peft->model() : *base;
-  if (peft && has("unmerged")) forward_bench(o, model, "unmerged");
-  const bool can_merge = peft && peft->method().mergeable();
-  if (peft && has("merged")) {
-    MIXPEFT_CHECK(can_merge, ErrorKind::kUnsupported, o.method, " does not merge");
-    peft->merge();
-    forward_bench(o, model, "merged");
-  }
+  if (has("unmerged") && (unmerged = with_method(o, lo, false))) models.emplace_back("unmerged", &unmerged->model());
+  if (has("merged") && (merged = with_method(o, lo, true))) models.emplace_back("merged", &merged->model());
+  if (!models.empty()) forward_bench(o, models);
+  base.reset();
+  unmerged.reset();
+  merged.reset();
+
   if (has("generate")) {
-    if (can_merge) peft->merge();
+    // The method merged when it can merge, else as it is; the base model for "none".
+    std::shared_ptr<peft::PeftModel> peft;
+    const nlohmann::json cfg = bench::method_config(o.method);
+    std::shared_ptr<Model> plain;
+    if (!cfg.is_null()) {
+      peft = with_method(o, lo, false);
+      if (peft->method().mergeable()) peft->merge();
+    } else {
+      plain = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+      plain->eval();
+    }
+    Model& model = peft ? peft->model() : *plain;
     generate_bench(o, model, 1);
     generate_bench(o, model, 8);
   }

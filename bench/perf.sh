@@ -67,7 +67,7 @@ if wants train; then
 fi
 if wants infer; then
   for m in lora moslora adamix-lora; do
-    run "$build_dir/bench/infer_bench" --method "$m" --modes base,merged,unmerged --iters 5 --threads "$threads" "${extra[@]}"
+    run "$build_dir/bench/infer_bench" --method "$m" --modes base,merged,unmerged --iters 8 --threads "$threads" "${extra[@]}"
   done
   run "$build_dir/bench/infer_bench" --method lora --modes generate --iters 4 --threads "$threads" "${extra[@]}"
 fi
@@ -96,11 +96,12 @@ fi
 python3 - "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"\n{'impl':16} {'bench':9} {'method':15} {'mode/dtype':22} {'batch':>5} {'tokens/s':>9} {'median s':>9} {'peak MiB':>9}")
+print(f"\n{'impl':16} {'bench':9} {'method':15} {'mode/dtype':22} {'batch':>5} {'tokens/s':>9} {'median s':>9} {'vs base':>7} {'peak MiB':>9}")
 for r in rows:
     mode = r.get("mode") or (r.get("dtype", "fp32") + (" autocast" if r.get("autocast") else "")
                              + (" +consistency" if r.get("consistency") else ""))
     med = r.get("median_step_s") or r.get("median_forward_s") or r.get("median_run_s")
+    ratio = f"{r['median_ratio_to_base']:.3f}" if "median_ratio_to_base" in r else ""
     print(f"{r['impl']:16} {r['bench']:9} {r['method']:15} {mode:22} {r.get('batch', ''):>5} "
-          f"{r['tokens_per_s']:9.1f} {med:9.4f} {r['peak_rss_mib']:9.0f}")
+          f"{r['tokens_per_s']:9.1f} {med:9.4f} {ratio:>7} {r['peak_rss_mib']:9.0f}")
 EOF
