@@ -37,11 +37,9 @@ struct Options {
   std::string method = "lora";
   std::string modes = "base,merged,unmerged,generate";
   std::string dtype = "fp32";
-  int threads = 2;
   int64_t batch = 8, seq = 128, warmup = 2, iters = 10;
   int64_t prompt = 32, new_tokens = 64;
-  int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
-  uint64_t seed = 0;
+  bench::Workload w;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -49,12 +47,12 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 nlohmann::json common(const Options& o, const std::string& mode) {
   return {{"bench", mode == "generate" ? "generate" : "forward"}, {"impl", "mixpeft"}, {"method", o.method},
-          {"mode", mode}, {"dtype", o.dtype}, {"threads", o.threads}, {"layers", o.layers}};
+          {"mode", mode}, {"dtype", o.dtype}, {"threads", o.w.threads}, {"layers", o.w.layers}};
 }
 
 void generate_bench(const Options& o, Model& model, int64_t batch) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 2);
-  at::Tensor ids = at::randint(o.vocab, {batch, o.prompt}, gen, at::TensorOptions().dtype(at::kLong));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.w.seed + 2);
+  at::Tensor ids = at::randint(o.w.vocab, {batch, o.prompt}, gen, at::TensorOptions().dtype(at::kLong));
   std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) {
     auto row = ids[b];
@@ -90,10 +88,10 @@ void generate_bench(const Options& o, Model& model, int64_t batch) {
 std::shared_ptr<peft::PeftModel> with_method(const Options& o, const LoadOptions& lo, bool merge) {
   const nlohmann::json cfg = bench::method_config(o.method);
   if (cfg.is_null()) return nullptr;
-  auto peft = peft::PeftModel::create(create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo), cfg);
+  auto peft = peft::PeftModel::create(create_model(o.w.config(), lo), cfg);
   {
     torch::NoGradGuard no_grad;
-    auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed + 3);
+    auto g = at::make_generator<at::CPUGeneratorImpl>(o.w.seed + 3);
     for (auto& [name, p] : peft->trainable_parameters()) p.normal_(0.0, 0.02, g);
   }
   peft->model().eval();
@@ -109,9 +107,9 @@ std::shared_ptr<peft::PeftModel> with_method(const Options& o, const LoadOptions
 // of them alike; each mode's ratio to "base" is the median of the
 // per-iteration ratios.
 void forward_bench(const Options& o, const std::vector<std::pair<std::string, Model*>>& models) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 1);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.w.seed + 1);
   ModelInputs in;
-  in.input_ids = at::randint(o.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
+  in.input_ids = at::randint(o.w.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
   const size_t M = models.size();
   std::vector<std::vector<double>> times(M);
   at::NoGradGuard no_grad;
@@ -147,9 +145,9 @@ void forward_bench(const Options& o, const std::vector<std::pair<std::string, Mo
 
 int run(const Options& o) {
   bench::warn_coretype();
-  set_num_threads(o.threads);
+  set_num_threads(o.w.threads);
   LoadOptions lo;
-  lo.init_seed = o.seed;
+  lo.init_seed = o.w.seed;
   lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   std::vector<std::string> modes;
   {
@@ -166,7 +164,7 @@ int run(const Options& o) {
   std::shared_ptr<peft::PeftModel> unmerged, merged;
   std::vector<std::pair<std::string, Model*>> models;
   if (has("base")) {
-    base = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+    base = create_model(o.w.config(), lo);
     base->eval();
     models.emplace_back("base", base.get());
   }
@@ -186,7 +184,7 @@ int run(const Options& o) {
       peft = with_method(o, lo, false);
       if (peft->method().mergeable()) peft->merge();
     } else {
-      plain = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+      plain = create_model(o.w.config(), lo);
       plain->eval();
     }
     Model& model = peft ? peft->model() : *plain;
@@ -207,18 +205,13 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "fp32 or bf16 weights")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
-  app.add_option("--threads", o.threads, "intra-op threads")->capture_default_str();
   app.add_option("--batch", o.batch, "forward: rows")->capture_default_str();
   app.add_option("--seq", o.seq, "forward: tokens per row")->capture_default_str();
   app.add_option("--warmup", o.warmup, "forward: untimed passes first")->capture_default_str();
   app.add_option("--iters", o.iters, "forward: timed passes (generate: half as many runs)")->capture_default_str();
   app.add_option("--prompt", o.prompt, "generate: prompt tokens")->capture_default_str();
   app.add_option("--new-tokens", o.new_tokens, "generate: tokens generated per prompt")->capture_default_str();
-  app.add_option("--layers", o.layers, "model depth")->capture_default_str();
-  app.add_option("--hidden", o.hidden, "model width")->capture_default_str();
-  app.add_option("--heads", o.heads, "attention heads")->capture_default_str();
-  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
-  app.add_option("--seed", o.seed, "weights and tokens")->capture_default_str();
+  o.w.add_options(app);
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);

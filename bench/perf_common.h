@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "mixpeft/error.h"
@@ -32,6 +33,22 @@ inline nlohmann::json gpt2_config(int64_t layers, int64_t hidden, int64_t heads,
           {"layer_norm_epsilon", 1e-5},
           {"initializer_range", 0.02}};
 }
+
+// The model shape, seed and threads every benchmark takes, with their options.
+struct Workload {
+  int threads = 2;
+  int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
+  uint64_t seed = 0;
+  nlohmann::json config() const { return gpt2_config(layers, hidden, heads, vocab); }
+  void add_options(CLI::App& app) {
+    app.add_option("--threads", threads, "intra-op threads")->capture_default_str();
+    app.add_option("--layers", layers, "model depth")->capture_default_str();
+    app.add_option("--hidden", hidden, "model width")->capture_default_str();
+    app.add_option("--heads", heads, "attention heads")->capture_default_str();
+    app.add_option("--vocab", vocab, "vocabulary size")->capture_default_str();
+    app.add_option("--seed", seed, "weights and tokens")->capture_default_str();
+  }
+};
 
 // The adapter config of a method name, as issue 7 fixes them: LoRA r 8,
 // alpha 16 on c_attn, dropout 0; AdaMix with 4 experts (LoRA experts on

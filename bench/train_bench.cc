@@ -38,10 +38,8 @@ struct Options {
   std::string method = "lora";
   std::string dtype = "fp32";
   bool autocast = false, consistency = false;
-  int threads = 2;
   int64_t batch = 8, seq = 128, warmup = 2, steps = 5;
-  int64_t layers = 12, hidden = 768, heads = 12, vocab = 50257;
-  uint64_t seed = 0;
+  bench::Workload w;
   std::string profile;
 };
 
@@ -75,11 +73,11 @@ class Autocast {
 
 int run(const Options& o) {
   bench::warn_coretype();
-  set_num_threads(o.threads);
+  set_num_threads(o.w.threads);
   LoadOptions lo;
-  lo.init_seed = o.seed;
+  lo.init_seed = o.w.seed;
   lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
-  auto base = create_model(bench::gpt2_config(o.layers, o.hidden, o.heads, o.vocab), lo);
+  auto base = create_model(o.w.config(), lo);
 
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::shared_ptr<peft::PeftModel> peft;
@@ -110,9 +108,9 @@ int run(const Options& o) {
   ao.lr = 1e-4;
   train::AdamW opt(params, std::vector<bool>(params.size(), false), ao);
 
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 1);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.w.seed + 1);
   ModelInputs in;
-  in.input_ids = at::randint(o.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
+  in.input_ids = at::randint(o.w.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
   std::vector<double> times;
   double loss_value = 0;
   for (int64_t s = 0; s < o.warmup + o.steps; ++s) {
@@ -147,10 +145,10 @@ int run(const Options& o) {
                      {"dtype", o.dtype},
                      {"autocast", o.autocast},
                      {"consistency", o.consistency},
-                     {"threads", o.threads},
+                     {"threads", o.w.threads},
                      {"batch", o.batch},
                      {"seq", o.seq},
-                     {"layers", o.layers},
+                     {"layers", o.w.layers},
                      {"trainable", trainable},
                      {"parameters", total},
                      {"step_s", times},
@@ -174,17 +172,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--autocast", o.autocast, "bf16 autocast over fp32 weights (what mixpeft train --bf16 does)");
   app.add_flag("--consistency", o.consistency, "AdaMix: a second forward and the symmetric-KL term");
-  app.add_option("--threads", o.threads, "intra-op threads")->capture_default_str();
   app.add_option("--batch", o.batch, "rows per step")->capture_default_str();
   app.add_option("--seq", o.seq, "tokens per row")->capture_default_str();
   app.add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str();
   app.add_option("--steps", o.steps, "timed steps (the median is reported)")->capture_default_str();
-  app.add_option("--layers", o.layers, "model depth")->capture_default_str();
-  app.add_option("--hidden", o.hidden, "model width")->capture_default_str();
-  app.add_option("--heads", o.heads, "attention heads")->capture_default_str();
-  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
-  app.add_option("--seed", o.seed, "weights and tokens")->capture_default_str();
   app.add_option("--profile", o.profile, "write LibTorch's trace of the last step to this JSON file");
+  o.w.add_options(app);
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -178,9 +179,16 @@ TEST(ProfileStore, PutThenGetReturnsTheSameBytes) {
   EXPECT_TRUE(store.list().empty());
 
   Profile p = make_profile("lincoln", 7);
-  int64_t before = std::time(nullptr);
+  // The store's clock (system_clock, truncated to seconds), not std::time():
+  // glibc's time() reads the coarse clock, up to a tick behind, so near a
+  // second boundary it could say "before" the store's stamp (seen in CI).
+  auto unix_now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  int64_t before = unix_now();
   ProfileMeta m = store.put(p);
-  int64_t after = std::time(nullptr);
+  int64_t after = unix_now();
   EXPECT_EQ(m.name, "lincoln");
   EXPECT_EQ(m.kind, "XPEFT");
   EXPECT_EQ(m.config, p.config);

@@ -512,6 +512,28 @@ TEST(AdaMixConsistencyLoss, MatchesAHandComputation) {
   EXPECT_NEAR(l2.grad()[0][0].item<double>(), 0.5 * (0.75 - 0.5) / 2, 1e-6);
 }
 
+// The blockwise CPU computation against the composite formula in float64,
+// on rows spread over blocks and threads and a vocabulary of odd size.
+TEST(AdaMixConsistencyLoss, MatchesTheCompositeInFloat64OnAWideVocabulary) {
+  namespace F = torch::nn::functional;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
+  auto x = (torch::randn({3, 37, 1003}, gen) * 3).set_requires_grad(true);
+  auto y = (torch::randn({3, 37, 1003}, gen) * 3).set_requires_grad(true);
+  auto loss = adamix_consistency_loss(x, y);
+  (loss * 2).backward();
+  auto xd = x.detach().to(torch::kDouble).set_requires_grad(true);
+  auto yd = y.detach().to(torch::kDouble).set_requires_grad(true);
+  const auto batchmean = F::KLDivFuncOptions().reduction(torch::kBatchMean);
+  auto ref = 0.5 * (F::kl_div(torch::log_softmax(xd, -1), torch::softmax(yd.detach(), -1), batchmean) +
+                    F::kl_div(torch::log_softmax(yd, -1), torch::softmax(xd.detach(), -1), batchmean));
+  (ref * 2).backward();
+  EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-5 * ref.item<double>());
+  // Float32 rounding of a row's logsumexp (about 10 here, ulp 1e-6) moves
+  // every probability by about that relative amount: 1e-7 seen, 5e-7 allowed.
+  EXPECT_LT((x.grad().to(torch::kDouble) - xd.grad()).abs().max().item<double>(), 5e-7);
+  EXPECT_LT((y.grad().to(torch::kDouble) - yd.grad()).abs().max().item<double>(), 5e-7);
+}
+
 TEST(AdaMixConsistencyLoss, ZeroForIdenticalLogitsAndComputedInFloat) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
   auto x = torch::randn({3, 5, 7}, gen);
