@@ -31,6 +31,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "perf.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
+# What every benchmark run gets.
+common=(--threads "$threads" "${extra[@]}")
 unset OPENBLAS_CORETYPE
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$out"
@@ -56,20 +58,20 @@ run() {
 
 if wants train; then
   for m in lora full adamix-lora adamix-adapter moslora; do
-    run "$build_dir/bench/train_bench" --method "$m" --threads "$threads" "${extra[@]}"
+    run "$build_dir/bench/train_bench" --method "$m" "${common[@]}"
   done
-  run "$build_dir/bench/train_bench" --method adamix-lora --consistency --threads "$threads" "${extra[@]}"
-  run "$build_dir/bench/train_bench" --method adamix-adapter --consistency --threads "$threads" "${extra[@]}"
+  run "$build_dir/bench/train_bench" --method adamix-lora --consistency "${common[@]}"
+  run "$build_dir/bench/train_bench" --method adamix-adapter --consistency "${common[@]}"
   if [[ -n "$bf16_gemm" ]]; then
-    run "$build_dir/bench/train_bench" --method lora --dtype bf16 --threads "$threads" "${extra[@]}"
-    run "$build_dir/bench/train_bench" --method lora --autocast --threads "$threads" "${extra[@]}"
+    run "$build_dir/bench/train_bench" --method lora --dtype bf16 "${common[@]}"
+    run "$build_dir/bench/train_bench" --method lora --autocast "${common[@]}"
   fi
 fi
 if wants infer; then
   for m in lora moslora adamix-lora; do
-    run "$build_dir/bench/infer_bench" --method "$m" --modes base,merged,unmerged --iters 8 --threads "$threads" "${extra[@]}"
+    run "$build_dir/bench/infer_bench" --method "$m" --modes base,merged,unmerged --iters 8 "${common[@]}"
   done
-  run "$build_dir/bench/infer_bench" --method lora --modes generate --iters 4 --threads "$threads" "${extra[@]}"
+  run "$build_dir/bench/infer_bench" --method lora --modes generate --iters 4 "${common[@]}"
 fi
 # The first python3 that imports torch: Debian's python3-torch lives in
 # /usr/bin/python3, which a pyenv or venv python3 earlier on PATH hides.
@@ -80,13 +82,13 @@ done
 if wants peer; then
   if [[ -n "$py" ]]; then
     for m in lora full; do
-      run "$py" bench/peer_pytorch.py train --method "$m" --threads "$threads" "${extra[@]}"
+      run "$py" bench/peer_pytorch.py train --method "$m" "${common[@]}"
     done
-    [[ -z "$bf16_gemm" ]] || run "$py" bench/peer_pytorch.py train --method lora --autocast --threads "$threads" "${extra[@]}"
-    run "$py" bench/peer_pytorch.py forward --method none --iters 5 --threads "$threads" "${extra[@]}"
-    run "$py" bench/peer_pytorch.py forward --method lora --iters 5 --threads "$threads" "${extra[@]}"
+    [[ -z "$bf16_gemm" ]] || run "$py" bench/peer_pytorch.py train --method lora --autocast "${common[@]}"
+    run "$py" bench/peer_pytorch.py forward --method none --iters 5 "${common[@]}"
+    run "$py" bench/peer_pytorch.py forward --method lora --iters 5 "${common[@]}"
     for b in 1 8; do
-      run "$py" bench/peer_pytorch.py generate --method none --batch "$b" --iters 4 --threads "$threads" "${extra[@]}"
+      run "$py" bench/peer_pytorch.py generate --method none --batch "$b" --iters 4 "${common[@]}"
     done
   else
     echo "perf.sh: no python3 imports torch; the peer is skipped (apt-get install python3-torch)" >&2

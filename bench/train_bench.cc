@@ -16,7 +16,6 @@
 #include <cstdio>
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -27,6 +26,7 @@
 #include "mixpeft/model.h"
 #include "mixpeft/peft.h"
 #include "mixpeft/runtime.h"
+#include "train/internal.h"
 #include "train/loss.h"
 #include "train/optim.h"
 
@@ -46,30 +46,8 @@ struct Options {
 // The trainer's causal-LM loss (src/train/evaluate.cc loss_sum), averaged
 // over the B (T - 1) predicted tokens.
 at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& ids) {
-  const int64_t B = logits.size(0), T = logits.size(1), V = logits.size(2);
-  at::Tensor labels = at::full({B, T}, -100, ids.options());
-  labels.narrow(1, 0, T - 1).copy_(ids.narrow(1, 1, T - 1));
-  return train::cross_entropy_sum(logits.reshape({B * T, V}), labels.view({-1}), -100) /
-         static_cast<double>(B * (T - 1));
+  return train::causal_lm_loss_sum(logits, ids, -100) / static_cast<double>(ids.size(0) * (ids.size(1) - 1));
 }
-
-class Autocast {
- public:
-  explicit Autocast(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~Autocast() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(false);
-  }
-
- private:
-  bool on_;
-};
 
 int run(const Options& o) {
   bench::warn_coretype();
@@ -122,7 +100,7 @@ int run(const Options& o) {
     opt.zero_grad();
     at::Tensor loss;
     {
-      Autocast ac(o.autocast);
+      train::AutocastGuard autocast(o.autocast);
       at::Tensor logits = model->forward(in).logits;
       loss = lm_loss(logits, in.input_ids);
       if (o.consistency) {

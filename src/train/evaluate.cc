@@ -43,13 +43,8 @@ at::Tensor loss_sum(data::Task task, const at::Tensor& logits_in, const TensorBa
                                     data::kIgnoreIndex, label_smoothing);
     case data::Task::kRegression:
       return (logits_in.to(at::kFloat).view({batch.rows}) - batch.targets).pow(2).sum();
-    case data::Task::kCausalLm: {
-      // Position t predicts token t + 1; the last position of each row predicts nothing.
-      const int64_t B = logits_in.size(0), T = logits_in.size(1), V = logits_in.size(2);
-      at::Tensor labels = at::full({B, T}, data::kIgnoreIndex, batch.labels.options().dtype(at::kLong));
-      labels.narrow(1, 0, T - 1).copy_(batch.labels.narrow(1, 1, T - 1));
-      return cross_entropy_sum(logits_in.reshape({B * T, V}), labels.view({-1}), data::kIgnoreIndex);
-    }
+    case data::Task::kCausalLm:
+      return causal_lm_loss_sum(logits_in, batch.labels, data::kIgnoreIndex);
   }
   fail(ErrorKind::kInternal, "loss_sum: unknown task");
 }

@@ -1,17 +1,13 @@
 #include "train/loss.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "core/row_blocks.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft::train {
 namespace {
-
-// Rows per block: a block of 16 x 50k float32 logits (3 MB) stays in cache
-// between its passes.
-constexpr int64_t kRowsPerBlock = 16;
 
 struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits_in,
@@ -21,20 +17,16 @@ struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
     at::Tensor lse = at::empty({N}, logits.options());
     at::Tensor picked = at::zeros({N}, logits.options().dtype(at::kDouble));
     const int64_t* label = labels.data_ptr<int64_t>();
-    at::parallel_for(0, N, kRowsPerBlock, [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; b += kRowsPerBlock) {
-        const int64_t n = std::min(kRowsPerBlock, hi - b);
-        at::Tensor block = logits.narrow(0, b, n);
-        at::Tensor m = std::get<0>(block.max(1, /*keepdim=*/true));
-        at::Tensor l = (block - m).exp_().sum(1, /*keepdim=*/true).log_().add_(m);
-        lse.narrow(0, b, n).copy_(l.squeeze(1));
-        const float* rows = block.data_ptr<float>();
-        const float* lse_rows = l.data_ptr<float>();
-        double* out = picked.data_ptr<double>() + b;
-        for (int64_t i = 0; i < n; ++i)
-          if (label[b + i] != ignore_index)
-            out[i] = static_cast<double>(lse_rows[i]) - rows[i * logits.size(1) + label[b + i]];
-      }
+    for_each_row_block(N, [&](int64_t b, int64_t n) {
+      at::Tensor block = logits.narrow(0, b, n);
+      at::Tensor l = lse.narrow(0, b, n);
+      l.copy_(at::logsumexp(block, 1));
+      const float* rows = block.data_ptr<float>();
+      const float* lse_rows = l.data_ptr<float>();
+      double* out = picked.data_ptr<double>() + b;
+      for (int64_t i = 0; i < n; ++i)
+        if (label[b + i] != ignore_index)
+          out[i] = static_cast<double>(lse_rows[i]) - rows[i * logits.size(1) + label[b + i]];
     });
     ctx->save_for_backward({logits, lse, labels});
     ctx->saved_data["ignore_index"] = ignore_index;
@@ -52,18 +44,15 @@ struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
     const float g = grad[0].item<float>();
     const int64_t N = logits.size(0), V = logits.size(1);
     at::Tensor out = at::empty_like(logits);
-    at::parallel_for(0, N, kRowsPerBlock, [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; b += kRowsPerBlock) {
-        const int64_t n = std::min(kRowsPerBlock, hi - b);
-        at::Tensor o = out.narrow(0, b, n);
-        at::sub_out(o, logits.narrow(0, b, n), lse.narrow(0, b, n).unsqueeze(1)).exp_().mul_(g);
-        float* rows = o.data_ptr<float>();
-        for (int64_t i = 0; i < n; ++i) {
-          if (label[b + i] == ignore_index) {
-            o[i].zero_();
-          } else {
-            rows[i * V + label[b + i]] -= g;
-          }
+    for_each_row_block(N, [&](int64_t b, int64_t n) {
+      at::Tensor o = out.narrow(0, b, n);
+      at::sub_out(o, logits.narrow(0, b, n), lse.narrow(0, b, n).unsqueeze(1)).exp_().mul_(g);
+      float* rows = o.data_ptr<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        if (label[b + i] == ignore_index) {
+          o[i].zero_();
+        } else {
+          rows[i * V + label[b + i]] -= g;
         }
       }
     });
@@ -87,6 +76,18 @@ at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels,
   if (!logits.device().is_cpu())
     return at::cross_entropy_loss(logits.to(at::kFloat), l, {}, at::Reduction::Sum, ignore_index, 0.0);
   return CrossEntropySum::apply(logits, l, ignore_index);
+}
+
+at::Tensor causal_lm_loss_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
+  MIXPEFT_CHECK(logits.dim() == 3 && labels.dim() == 2 && labels.size(0) == logits.size(0) &&
+                    labels.size(1) == logits.size(1),
+                ErrorKind::kInvalidArgument, "causal_lm_loss_sum: logits ", logits.sizes(), " and labels ",
+                labels.sizes(), " (expected [B, T, V] and [B, T])");
+  // Position t predicts token t + 1; the last position of each row predicts nothing.
+  const int64_t B = logits.size(0), T = logits.size(1), V = logits.size(2);
+  at::Tensor shifted = at::full({B, T}, ignore_index, labels.options().dtype(at::kLong));
+  shifted.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
+  return cross_entropy_sum(logits.reshape({B * T, V}), shifted.view({-1}), ignore_index);
 }
 
 }  // namespace mixpeft::train

@@ -19,4 +19,10 @@ namespace mixpeft::train {
 // A label outside [0, V) other than ignore_index is kInvalidArgument.
 at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index);
 
+// The causal-LM loss the trainer sums: logits [B, T, V] at position t scored
+// against labels[:, t + 1] ([B, T], the input ids or -100 where masked); the
+// last position predicts nothing. cross_entropy_sum on the whole [B T, V]
+// logits, so the shift copies labels, not logits.
+at::Tensor causal_lm_loss_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index);
+
 }  // namespace mixpeft::train

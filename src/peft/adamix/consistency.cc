@@ -7,17 +7,15 @@
 // block of rows at a time (the [N, V] softmaxes and log-softmaxes of the
 // composite, four of each with their backward, were most of the cost of a
 // consistency step on a 50k vocabulary), keeping only each row's logsumexp.
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/torch.h>
 
+#include "core/row_blocks.h"
 #include "mixpeft/adamix.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft::peft {
 namespace {
-
-constexpr int64_t kRowsPerBlock = 16;
 
 at::Tensor composite(const at::Tensor& a, const at::Tensor& b) {
   namespace F = torch::nn::functional;
@@ -35,16 +33,13 @@ struct SymmetricKl : torch::autograd::Function<SymmetricKl> {
     const int64_t N = a.size(0);
     at::Tensor lse_a = at::empty({N, 1}, a.options()), lse_b = at::empty({N, 1}, a.options());
     at::Tensor partial = at::zeros({N}, a.options().dtype(at::kDouble));
-    at::parallel_for(0, N, kRowsPerBlock, [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; r += kRowsPerBlock) {
-        const int64_t k = std::min(kRowsPerBlock, hi - r);
-        at::Tensor ab = a.narrow(0, r, k), bb = b.narrow(0, r, k);
-        at::Tensor sa = lse_a.narrow(0, r, k), sb = lse_b.narrow(0, r, k);
-        sa.copy_(at::logsumexp(ab, 1, /*keepdim=*/true));
-        sb.copy_(at::logsumexp(bb, 1, /*keepdim=*/true));
-        at::Tensor la = ab - sa, lb = bb - sb;  // log-softmax of each row
-        partial.narrow(0, r, k).copy_(((lb.exp() - la.exp()) * (lb - la)).to(at::kDouble).sum(1));
-      }
+    for_each_row_block(N, [&](int64_t r, int64_t k) {
+      at::Tensor ab = a.narrow(0, r, k), bb = b.narrow(0, r, k);
+      at::Tensor sa = lse_a.narrow(0, r, k), sb = lse_b.narrow(0, r, k);
+      sa.copy_(at::logsumexp(ab, 1, /*keepdim=*/true));
+      sb.copy_(at::logsumexp(bb, 1, /*keepdim=*/true));
+      at::Tensor la = ab - sa, lb = bb - sb;  // log-softmax of each row
+      partial.narrow(0, r, k).copy_(((lb.exp() - la.exp()) * (lb - la)).to(at::kDouble).sum(1));
     });
     ctx->save_for_backward({a, b, lse_a, lse_b});
     ctx->saved_data["n"] = n;
@@ -58,15 +53,12 @@ struct SymmetricKl : torch::autograd::Function<SymmetricKl> {
     const double scale = grad[0].item<double>() * 0.5 / static_cast<double>(ctx->saved_data["n"].toInt());
     const int64_t N = a.size(0);
     at::Tensor ga = at::empty_like(a), gb = at::empty_like(b);
-    at::parallel_for(0, N, kRowsPerBlock, [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; r += kRowsPerBlock) {
-        const int64_t k = std::min(kRowsPerBlock, hi - r);
-        at::Tensor p = (a.narrow(0, r, k) - lse_a.narrow(0, r, k)).exp_();
-        at::Tensor q = (b.narrow(0, r, k) - lse_b.narrow(0, r, k)).exp_();
-        at::Tensor d = ga.narrow(0, r, k), e = gb.narrow(0, r, k);
-        at::sub_out(d, p, q).mul_(scale);
-        at::neg_out(e, d);
-      }
+    for_each_row_block(N, [&](int64_t r, int64_t k) {
+      at::Tensor p = (a.narrow(0, r, k) - lse_a.narrow(0, r, k)).exp_();
+      at::Tensor q = (b.narrow(0, r, k) - lse_b.narrow(0, r, k)).exp_();
+      at::Tensor d = ga.narrow(0, r, k), e = gb.narrow(0, r, k);
+      at::sub_out(d, p, q).mul_(scale);
+      at::neg_out(e, d);
     });
     return {ga, gb, at::Tensor()};
   }
