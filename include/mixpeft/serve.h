@@ -91,11 +91,15 @@ struct GenerateRequest {
   // Streaming: called with each new token as it is generated (from the
   // thread running generate). Empty = not streaming.
   std::function<void(int64_t token)> on_token;
+  // Asked after each new token (same thread); true (the client went away)
+  // ends this request's generation with finish reason "cancelled", while the
+  // other requests of its batch go on. Empty = never.
+  std::function<bool()> cancelled;
 };
 struct GenerateResult {
   std::vector<int64_t> tokens;  // new tokens
   std::string text;             // their decoding ("" without a tokenizer)
-  std::string finish_reason;    // "stop" or "length"
+  std::string finish_reason;    // "stop", "length" or "cancelled"
 };
 
 // One generate request in a batch, and what became of it.
@@ -125,9 +129,9 @@ class Backend {
   // as the store had it when the request arrived (name, kind, config, version).
   virtual std::vector<ClassifyOutcome> classify_batch(const std::vector<ClassifyItem>& items) = 0;
   // Generates for every item, each row with its own profile's adapters; one
-  // outcome per item, in order. Greedy requests (temperature 0) share one
-  // pass, which gives each the tokens it gets alone; sampled ones run one
-  // by one (their random draws would depend on their batch otherwise).
+  // outcome per item, in order. All share one generation, each row with its
+  // own sampling settings and random generator, which gives each request the
+  // tokens it gets alone.
   virtual std::vector<GenerateOutcome> generate_batch(const std::vector<GenerateItem>& items) = 0;
   // Every check generate() makes before it starts (task, profile, prompt),
   // without generating: a streamed answer has sent its status before the

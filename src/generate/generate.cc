@@ -10,10 +10,10 @@
 namespace mixpeft {
 namespace {
 
-// Next token per row from last-position logits [B, V].
-at::Tensor pick(const at::Tensor& logits_in, const GenerateOptions& o, at::Generator& gen) {
+// Next token of one row from its last-position logits [V].
+int64_t pick(const at::Tensor& logits_in, const SamplingOptions& o, at::Generator& gen) {
   auto logits = logits_in.to(torch::kFloat);
-  if (o.temperature <= 0) return logits.argmax(-1);
+  if (o.temperature <= 0) return logits.argmax(-1).item<int64_t>();
   logits = logits / o.temperature;
   const double neg_inf = -std::numeric_limits<double>::infinity();
   if (o.top_k > 0 && o.top_k < logits.size(-1)) {
@@ -29,7 +29,12 @@ at::Tensor pick(const at::Tensor& logits_in, const GenerateOptions& o, at::Gener
     remove.select(-1, remove.size(-1) - 1).fill_(false);
     logits = logits.masked_fill(remove.scatter(-1, order, remove), neg_inf);
   }
-  return torch::multinomial(logits.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+  return torch::multinomial(logits.softmax(-1).unsqueeze(0), 1, /*replacement=*/false, gen).item<int64_t>();
+}
+
+void check_sampling(const SamplingOptions& s, const std::string& where) {
+  MIXPEFT_CHECK(s.temperature >= 0 && s.top_p > 0 && s.top_p <= 1 && s.top_k >= 0, ErrorKind::kInvalidArgument,
+                "generate: ", where, "need temperature >= 0, 0 < top_p <= 1, top_k >= 0");
 }
 
 }  // namespace
@@ -39,9 +44,15 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   MIXPEFT_CHECK(model.is_causal() && model.task() == Task::kCausalLM, ErrorKind::kInvalidArgument,
                 "generate: ", model.architecture(), " is not a causal language model");
   MIXPEFT_CHECK(!prompts.empty(), ErrorKind::kInvalidArgument, "generate: no prompts");
-  MIXPEFT_CHECK(o.temperature >= 0 && o.top_p > 0 && o.top_p <= 1 && o.top_k >= 0 && o.max_new_tokens >= 0,
-                ErrorKind::kInvalidArgument,
-                "generate: need temperature >= 0, 0 < top_p <= 1, top_k >= 0, max_new_tokens >= 0");
+  MIXPEFT_CHECK(o.max_new_tokens >= 0, ErrorKind::kInvalidArgument, "generate: need max_new_tokens >= 0");
+  MIXPEFT_CHECK(o.rows.empty() || o.rows.size() == prompts.size(), ErrorKind::kInvalidArgument, "generate: ",
+                o.rows.size(), " per-row sampling settings for ", prompts.size(), " prompts");
+  std::vector<SamplingOptions> rows = o.rows;
+  if (rows.empty()) {
+    check_sampling({o.temperature, o.top_k, o.top_p, o.seed}, "");
+    for (size_t i = 0; i < prompts.size(); ++i) rows.push_back({o.temperature, o.top_k, o.top_p, o.seed + i});
+  }
+  for (size_t i = 0; i < rows.size(); ++i) check_sampling(rows[i], "row " + std::to_string(i) + ": ");
   size_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     MIXPEFT_CHECK(!prompts[i].empty(), ErrorKind::kInvalidArgument, "generate: prompt ", i, " is empty");
@@ -64,7 +75,8 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   result.tokens.resize(B);
   result.finish_reasons.assign(B, "length");
   std::vector<bool> done(B, false);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  std::vector<at::Generator> gens;
+  for (const auto& r : rows) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(r.seed));
   torch::NoGradGuard no_grad;
   KVCache cache;
   ModelInputs in;
@@ -72,9 +84,10 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   in.attention_mask = mask;
   in.cache = &cache;
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    auto logits = model.forward(in).logits.select(1, -1);
-    auto next = pick(logits.cpu(), o, gen);
+    auto logits = model.forward(in).logits.select(1, -1).cpu();
+    auto next = torch::empty({B}, torch::kLong);
     auto next_acc = next.accessor<int64_t, 1>();
+    for (int64_t b = 0; b < B; ++b) next_acc[b] = done[b] ? o.pad_token_id : pick(logits[b], rows[size_t(b)], gens[size_t(b)]);
     auto alive = torch::ones({B, 1}, torch::kLong);
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) {
@@ -88,6 +101,9 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
       if (std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), tok) != o.stop_token_ids.end()) {
         done[b] = true;
         result.finish_reasons[b] = "stop";
+      } else if (o.cancelled && o.cancelled(static_cast<size_t>(b))) {
+        done[b] = true;
+        result.finish_reasons[b] = "cancelled";
       }
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;

@@ -83,6 +83,48 @@ TEST_P(GenerateTest, SamplingIsSeededAndFiltersReduceToGreedy) {
   EXPECT_EQ(generate(*model, {prompts[0]}, p0).tokens[0], expected) << "tiny top_p is greedy";
 }
 
+TEST_P(GenerateTest, SampledRowsInABatchGetWhatTheyGetAlone) {
+  // Each row its own settings and generator: a row's draws must not depend
+  // on which rows share its batch (the server batches sampled requests).
+  GenerateOptions o;
+  o.max_new_tokens = 10;
+  o.rows = {{1.3, 0, 1.0, 11}, {0.0, 0, 1.0, 0}, {0.9, 20, 0.9, 12}};
+  auto batch = generate(*model, prompts, o);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerateOptions alone = o;
+    alone.rows = {o.rows[i]};
+    EXPECT_EQ(batch.tokens[i], generate(*model, {prompts[i]}, alone).tokens[0]) << "prompt " << i;
+  }
+  // Without per-row settings row b is seeded seed + b: prompt 0 alone with
+  // the batch's settings gets the batch's row 0.
+  GenerateOptions shared;
+  shared.max_new_tokens = 10;
+  shared.temperature = 1.3;
+  shared.seed = 5;
+  auto rows = generate(*model, {prompts[0], prompts[0]}, shared);
+  EXPECT_EQ(rows.tokens[0], generate(*model, {prompts[0]}, shared).tokens[0]);
+  EXPECT_NE(rows.tokens[0], rows.tokens[1]) << "two rows, two seeds, two samples";
+  o.rows.pop_back();
+  EXPECT_THROW(generate(*model, prompts, o), Error) << "per-row settings must match the prompts";
+}
+
+TEST_P(GenerateTest, CancellingARowEndsOnlyThatRow) {
+  GenerateOptions o;
+  o.max_new_tokens = 9;
+  auto free_run = generate(*model, prompts, o);
+  std::vector<size_t> seen(prompts.size(), 0);
+  o.on_token = [&](size_t row, int64_t) { ++seen[row]; };
+  o.cancelled = [&](size_t row) { return row == 1 && seen[row] >= 3; };
+  auto r = generate(*model, prompts, o);
+  EXPECT_EQ(r.finish_reasons[1], "cancelled");
+  ASSERT_EQ(r.tokens[1].size(), 3u);
+  EXPECT_EQ(r.tokens[1], std::vector<int64_t>(free_run.tokens[1].begin(), free_run.tokens[1].begin() + 3));
+  for (size_t i : {size_t(0), size_t(2)}) {
+    EXPECT_EQ(r.tokens[i], free_run.tokens[i]) << "prompt " << i;
+    EXPECT_EQ(r.finish_reasons[i], free_run.finish_reasons[i]);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(CausalLMs, GenerateTest, ::testing::Values("gpt2", "llama", "qwen2"));
 
 TEST(Generate, RejectsEncodersAndEmptyPrompts) {

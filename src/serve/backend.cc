@@ -200,34 +200,31 @@ class TorchBackend : public Backend {
   std::vector<GenerateOutcome> generate_batch(const std::vector<GenerateItem>& items) override {
     std::vector<GenerateOutcome> out(items.size());
     std::vector<PreparedGeneration> prepared(items.size());
-    std::vector<size_t> greedy;
+    std::vector<size_t> valid;
     for (size_t i = 0; i < items.size(); ++i) {
       try {
         prepared[i] = prepare_generation(items[i].meta, items[i].request);
-        if (items[i].request.temperature <= 0) greedy.push_back(i);
+        valid.push_back(i);
       } catch (...) {
         out[i].error = std::current_exception();
       }
     }
-    if (!greedy.empty()) run_generation(items, prepared, greedy, out);
-    for (size_t i = 0; i < items.size(); ++i)
-      if (!out[i].error && items[i].request.temperature > 0) run_generation(items, prepared, {i}, out);
+    if (!valid.empty()) run_generation(items, prepared, valid, out);
     return out;
   }
 
   // One generation over the items `which` (left-padded prompts, each row with
-  // its profile's adapters): up to the largest max_new_tokens, each row's
-  // tokens cut to its own limit (rows do not see each other: greedy rows get
-  // what they get alone). Sampling settings come from the first item.
+  // its profile's adapters, sampling settings and random generator): rows do
+  // not see each other, so each gets what it gets alone. A row ends at its own
+  // max_new_tokens or when its client goes away.
   void run_generation(const std::vector<GenerateItem>& items, const std::vector<PreparedGeneration>& prepared,
                       const std::vector<size_t>& which, std::vector<GenerateOutcome>& out) {
     try {
-      const GenerateRequest& first = items[which[0]].request;
       GenerateOptions g;
-      g.temperature = first.temperature;
-      g.top_k = first.top_k;
-      g.top_p = first.top_p;
-      g.seed = first.seed;
+      for (size_t i : which) {
+        const GenerateRequest& r = items[i].request;
+        g.rows.push_back({r.temperature, r.top_k, r.top_p, r.seed});
+      }
       g.pad_token_id = pad_id_;
       if (eos_id_ >= 0) g.stop_token_ids.push_back(eos_id_);
       g.max_new_tokens = 0;
@@ -246,6 +243,10 @@ class TorchBackend : public Backend {
         ++sent[k];
         if (r.on_token) r.on_token(token);
       };
+      g.cancelled = [&](size_t k) {
+        const GenerateRequest& r = items[which[k]].request;
+        return sent[k] >= r.max_new_tokens || (r.cancelled && r.cancelled());
+      };
       mixpeft::GenerateResult res;
       {
         std::lock_guard<std::mutex> lock(model_mutex_);
@@ -258,7 +259,9 @@ class TorchBackend : public Backend {
         const int64_t limit = items[which[k]].request.max_new_tokens;
         r.tokens = res.tokens[k];
         r.finish_reason = res.finish_reasons[k];
-        if (int64_t(r.tokens.size()) > limit) {
+        // A row stopped at its own limit reads "cancelled" from generate(); a
+        // limit of 0 still sees the batch's first token.
+        if (int64_t(r.tokens.size()) >= limit && (r.finish_reason == "cancelled" || int64_t(r.tokens.size()) > limit)) {
           r.tokens.resize(size_t(limit));
           r.finish_reason = "length";
         }

@@ -228,8 +228,9 @@ TEST_F(BackendTest, ABankFolderServesTheProfilesOfThatBankOnly) {
 
 
 // Generation on the llama fixture: a batch of greedy requests of different
-// profiles, prompt lengths and limits, plus a sampled one, gives each what it
-// gets alone, and what mixpeft::generate gives on PeftModel::load.
+// profiles, prompt lengths and limits, with sampled ones of other settings
+// among them, gives each what it gets alone, and what mixpeft::generate gives
+// on PeftModel::load.
 TEST(BackendGenerate, MixedBatchEqualsEachAloneAndTheOrdinaryLoad) {
   TempDir tmp;
   ProfileStore store(tmp.file("p.db"));
@@ -261,19 +262,23 @@ TEST(BackendGenerate, MixedBatchEqualsEachAloneAndTheOrdinaryLoad) {
   BackendOptions o;
   o.model_dir = llama;
   auto backend = make_torch_backend(o, store);
-  auto gen_item = [&](const std::string& name, std::vector<int64_t> prompt, int64_t n, double temperature = 0) {
+  auto gen_item = [&](const std::string& name, std::vector<int64_t> prompt, int64_t n, double temperature = 0,
+                      int64_t top_k = 0, uint64_t seed = 5) {
     GenerateItem it;
     it.meta = store.get_meta(name);
     it.request.profile = name;
     it.request.input_ids = std::move(prompt);
     it.request.max_new_tokens = n;
     it.request.temperature = temperature;
-    it.request.seed = 5;
+    it.request.top_k = top_k;
+    it.request.seed = seed;
     return it;
   };
   std::vector<GenerateItem> items = {gen_item("fixture", {5, 17, 42}, 8), gen_item("lora", {9, 8, 7, 6, 5, 4}, 5),
                                      gen_item("xpeft", {3}, 10), gen_item("fixture", {100, 2}, 3),
-                                     gen_item("lora", {11, 12, 13}, 6, /*temperature=*/0.8)};
+                                     gen_item("lora", {11, 12, 13}, 6, /*temperature=*/0.8),
+                                     gen_item("xpeft", {11, 12, 13}, 7, /*temperature=*/1.2, /*top_k=*/5, /*seed=*/9),
+                                     gen_item("fixture", {4, 4}, 9, /*temperature=*/1.0, /*top_k=*/0, /*seed=*/3)};
   std::vector<std::vector<int64_t>> streamed(items.size());
   for (size_t i = 0; i < items.size(); ++i) items[i].request.on_token = [&streamed, i](int64_t t) { streamed[i].push_back(t); };
   auto mixed = backend->generate_batch(items);
@@ -295,13 +300,52 @@ TEST(BackendGenerate, MixedBatchEqualsEachAloneAndTheOrdinaryLoad) {
     GenerateOptions g;
     g.max_new_tokens = items[i].request.max_new_tokens;
     g.temperature = items[i].request.temperature;
-    g.seed = 5;
+    g.top_k = items[i].request.top_k;
+    g.seed = items[i].request.seed;
     auto ref = mixpeft::generate(peft->model(), {items[i].request.input_ids}, g);
     EXPECT_EQ(ref.tokens[0], tokens) << name << " item " << i;
   }
   // The profiles differ: the same prompt continues differently.
   EXPECT_NE(backend->generate_batch({gen_item("fixture", {5, 17, 42}, 8)})[0].result.tokens,
             backend->generate_batch({gen_item("lora", {5, 17, 42}, 8)})[0].result.tokens);
+}
+
+// A request whose client goes away ends early ("cancelled") with the tokens
+// it had; the rest of its batch runs on and gets what it gets alone.
+TEST(BackendGenerate, CancelledRequestEndsAloneInItsBatch) {
+  TempDir tmp;
+  ProfileStore store(tmp.file("p.db"));
+  const std::string llama = fixture_dir("llama");
+  Profile p;
+  p.name = "fixture";
+  p.kind = "LORA";
+  p.config = io::read_file(llama + "/adapter/adapter_config.json");
+  p.tensors = io::read_file(llama + "/adapter/adapter_model.safetensors");
+  store.put(p);
+  BackendOptions o;
+  o.model_dir = llama;
+  auto backend = make_torch_backend(o, store);
+  auto gen_item = [&](std::vector<int64_t> prompt) {
+    GenerateItem it;
+    it.meta = store.get_meta("fixture");
+    it.request.profile = "fixture";
+    it.request.input_ids = std::move(prompt);
+    it.request.max_new_tokens = 12;
+    return it;
+  };
+  std::vector<GenerateItem> items = {gen_item({5, 17, 42}), gen_item({9, 8, 7})};
+  const auto free_run = backend->generate_batch(items);
+  int seen = 0;
+  items[1].request.on_token = [&seen](int64_t) { ++seen; };
+  items[1].request.cancelled = [&seen] { return seen >= 4; };
+  const auto cut = backend->generate_batch(items);
+  ASSERT_FALSE(cut[0].error);
+  ASSERT_FALSE(cut[1].error);
+  EXPECT_EQ(cut[0].result.tokens, free_run[0].result.tokens);
+  EXPECT_EQ(cut[0].result.finish_reason, "length");
+  EXPECT_EQ(cut[1].result.finish_reason, "cancelled");
+  EXPECT_EQ(cut[1].result.tokens,
+            std::vector<int64_t>(free_run[1].result.tokens.begin(), free_run[1].result.tokens.begin() + 4));
 }
 
 }  // namespace

@@ -273,6 +273,7 @@ struct ServeMetrics {
   Histogram batch_rows{kBatchBounds};
   Histogram batch_profiles{kBatchBounds};
   int64_t overloaded = 0;
+  int64_t cancelled = 0;  // streamed generations ended because the client went away
 
   void count(const std::string& endpoint, int status) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -512,12 +513,21 @@ struct Server::Impl {
     res.set_chunked_content_provider(
         "application/x-ndjson", [this, meta, r, slot, answer](size_t, httplib::DataSink& sink) mutable {
           try {
-            r.on_token = [&sink](int64_t token) {
+            // A failed write means the client went away: its generation
+            // stops at the next token (the rest of its batch goes on).
+            auto gone = std::make_shared<std::atomic<bool>>(false);
+            r.on_token = [&sink, gone](int64_t token) {
               const std::string line = json{{"token", token}}.dump() + "\n";
-              sink.write(line.data(), line.size());
+              if (!gone->load() && !sink.write(line.data(), line.size())) gone->store(true);
             };
-            const std::string last = answer(run_generate(meta, r)).dump() + "\n";
-            sink.write(last.data(), last.size());
+            r.cancelled = [gone] { return gone->load(); };
+            const GenerateResult result = run_generate(meta, r);
+            if (result.finish_reason == "cancelled") {
+              std::lock_guard<std::mutex> lock(metrics.mutex);
+              ++metrics.cancelled;
+            }
+            const std::string last = answer(result).dump() + "\n";
+            if (!gone->load()) sink.write(last.data(), last.size());
           } catch (const HttpError& e) {
             const std::string line = error_body(e.code, e.message) + "\n";
             sink.write(line.data(), line.size());
@@ -671,6 +681,8 @@ struct Server::Impl {
       metrics.batch_profiles.write(os, "mixpeft_serve_batch_profiles", "");
       single("mixpeft_serve_overloaded_total", "counter", "Inference requests refused with 503 (queue full).",
              metrics.overloaded);
+      single("mixpeft_serve_generate_cancelled_total", "counter",
+             "Streamed generations stopped early because the client went away.", metrics.cancelled);
     }
     single("mixpeft_serve_in_flight", "gauge", "Inference requests admitted and not yet answered.", admitted.load());
     single("mixpeft_serve_adapter_cache_hits_total", "counter", "Materialised-adapter cache hits.", b.cache_hits);

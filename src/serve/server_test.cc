@@ -11,6 +11,11 @@
 #include <sstream>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -73,11 +78,19 @@ class ScriptedBackend : public Backend {
       const auto& r = items[i].request;
       try {
         check_generate(items[i].meta, r);
-        for (int64_t t = 0; t < r.max_new_tokens; ++t) {
+        out[i].result.finish_reason = "length";
+        // Endless: a token a millisecond until the client goes away (or 20 s).
+        const int64_t n = endless ? 20000 : r.max_new_tokens;
+        for (int64_t t = 0; t < n; ++t) {
           out[i].result.tokens.push_back(t);
           if (r.on_token) r.on_token(t);
+          if (r.cancelled && r.cancelled()) {
+            out[i].result.finish_reason = "cancelled";
+            break;
+          }
+          if (endless) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
-        out[i].result.finish_reason = "length";
+        if (endless) last_generated = int64_t(out[i].result.tokens.size()), endless_done = true;
       } catch (...) {
         out[i].error = std::current_exception();
       }
@@ -106,6 +119,8 @@ class ScriptedBackend : public Backend {
     cv.notify_all();
   }
   std::atomic<int> waiting{0}, forgotten{0};
+  std::atomic<bool> endless{false}, endless_done{false};
+  std::atomic<int64_t> last_generated{0};
   std::vector<std::vector<std::string>> batches;  // profile names per batch, under mutex
 
   std::mutex mutex;
@@ -324,6 +339,42 @@ TEST_F(ServerTest, InferenceAnswersAndChecksItsInput) {
   EXPECT_EQ(code(call("GET", "/v1/profiles/.hidden")), "invalid_name");
   // Nothing of the above was stored.
   EXPECT_EQ(call("GET", "/health").body["profiles"], 2);
+}
+
+// A streaming client that hangs up stops its generation: the backend is
+// asked to cancel at its next token instead of running on (here for 20 s).
+TEST_F(ServerTest, StreamStopsWhenTheClientGoesAway) {
+  ASSERT_EQ(call("POST", "/v1/profiles", upload("p1")).status, 201);
+  backend_.endless = true;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string body = R"({"profile": "p1", "input_ids": [1], "stream": true})";
+  const std::string request = "POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), ssize_t(request.size()));
+  // Read until the first token line has come, then hang up.
+  std::string got;
+  char buf[4096];
+  while (got.find("{\"token\":") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, size_t(n));
+  }
+  EXPECT_NE(got.find("200 OK"), std::string::npos) << got;
+  ::close(fd);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!backend_.endless_done && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(backend_.endless_done) << "generation still running 15 s after the client left";
+  EXPECT_LT(backend_.last_generated, 20000) << "ran to the end although the client left";
+  backend_.endless = false;
+  const std::string metrics = client_->Get("/metrics")->body;
+  EXPECT_NE(metrics.find("mixpeft_serve_generate_cancelled_total 1"), std::string::npos) << metrics;
 }
 
 TEST_F(ServerTest, FullQueueAnswers503AndMetricsCountEverything) {
