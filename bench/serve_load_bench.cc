@@ -4,9 +4,12 @@
 // per profile in the store and in the adapter cache, for X-PEFT and LoRA.
 //
 //   build/bench/serve_load_bench --model tests/data/fixtures/bert_cls --clients 8 --requests 2000
+//   build/bench/serve_load_bench --shape bert-base --threads 2 --requests 400 --profiles 1000
 //
 // Profiles are random (seeded) adapters made with PeftModel::create; one run
-// measures 1 profile and then M mixed profiles for each kind.
+// measures 1 profile and then M mixed profiles for each kind. --shape
+// bert-base serves a BERT-base-shaped classifier (12 layers, hidden 768,
+// 110M parameters) with random weights instead of a model folder.
 #include <httplib.h>
 
 #include <algorithm>
@@ -33,6 +36,8 @@ namespace fs = std::filesystem;
 
 struct BenchOptions {
   std::string model = "tests/data/fixtures/bert_cls";
+  std::string shape;  // "bert-base": a random model of that shape instead of `model`
+  int threads = 1;
   int clients = 8;
   int requests = 2000;  // per measurement, after `warmup`
   int warmup = 200;
@@ -41,15 +46,37 @@ struct BenchOptions {
   int seq_len = 16;
 };
 
-serve::Profile random_profile(const std::string& model, const std::string& name, const json& config, uint64_t seed,
+// BertForSequenceClassification in BERT-base's shape (HF's BertConfig
+// defaults), 2 labels; random weights.
+json bert_base_config() {
+  return {{"architectures", {"BertForSequenceClassification"}},
+          {"model_type", "bert"},
+          {"hidden_size", 768},
+          {"num_hidden_layers", 12},
+          {"num_attention_heads", 12},
+          {"intermediate_size", 3072},
+          {"hidden_act", "gelu"},
+          {"hidden_dropout_prob", 0.0},
+          {"attention_probs_dropout_prob", 0.0},
+          {"max_position_embeddings", 512},
+          {"type_vocab_size", 2},
+          {"vocab_size", 30522},
+          {"layer_norm_eps", 1e-12},
+          {"initializer_range", 0.02},
+          {"pad_token_id", 0},
+          {"id2label", {{"0", "LABEL_0"}, {"1", "LABEL_1"}}},
+          {"label2id", {{"LABEL_0", 0}, {"LABEL_1", 1}}}};
+}
+
+// One profile: `peft`'s trainable tensors drawn afresh from `seed`.
+serve::Profile random_profile(peft::PeftModel& peft, const std::string& name, const json& config, uint64_t seed,
                               const std::string& dir) {
-  auto peft = peft::PeftModel::create(load_model(model), config);
   torch::manual_seed(seed);
   {
     torch::NoGradGuard no_grad;
-    for (auto& [n, t] : peft->trainable_parameters()) t.normal_(0.0, 0.3);
+    for (auto& [n, t] : peft.trainable_parameters()) t.normal_(0.0, 0.3);
   }
-  peft->save(dir);
+  peft.save(dir);
   serve::Profile p;
   p.name = name;
   p.kind = config["peft_type"];
@@ -61,6 +88,15 @@ serve::Profile random_profile(const std::string& model, const std::string& name,
 double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[std::min(v.size() - 1, size_t(q * double(v.size())))];
+}
+
+// A counter or a histogram's _sum / _count from the server's /metrics.
+double metric(int port, const std::string& name) {
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/metrics");
+  if (!r) return 0;
+  const auto at = r->body.find("\n" + name + " ");
+  return at == std::string::npos ? 0 : std::stod(r->body.substr(at + name.size() + 2));
 }
 
 void measure(const BenchOptions& o, int port, const std::vector<std::string>& names, const std::string& label) {
@@ -91,11 +127,40 @@ void measure(const BenchOptions& o, int port, const std::vector<std::string>& na
   };
   std::vector<double> all;
   run(std::max(1, o.warmup / o.clients), false, &all);
+  const double rows0 = metric(port, "mixpeft_serve_batch_rows_sum"), batches0 = metric(port, "mixpeft_serve_batch_rows_count");
   const auto start = std::chrono::steady_clock::now();
   run(std::max(1, o.requests / o.clients), true, &all);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%-28s %6zu req  %8.1f req/s  p50 %8.2f ms  p99 %8.2f ms\n", label.c_str(), all.size(),
-              double(all.size()) / secs, 1e3 * percentile(all, 0.5), 1e3 * percentile(all, 0.99));
+  const double batches = metric(port, "mixpeft_serve_batch_rows_count") - batches0;
+  std::printf("%-28s %6zu req  %8.1f req/s  p50 %8.2f ms  p99 %8.2f ms  %4.1f rows/batch\n", label.c_str(), all.size(),
+              double(all.size()) / secs, 1e3 * percentile(all, 0.5), 1e3 * percentile(all, 0.99),
+              batches > 0 ? (metric(port, "mixpeft_serve_batch_rows_sum") - rows0) / batches : 0.0);
+}
+
+// The model side alone, no HTTP: the median time of classify_batch on a
+// batch of `clients` one-row items, all of profile p0 or each of its own.
+void measure_direct(const BenchOptions& o, serve::Backend& backend, serve::ProfileStore& store, bool mixed,
+                    const std::string& label) {
+  std::vector<serve::ClassifyItem> items;
+  for (int c = 0; c < o.clients; ++c) {
+    serve::ClassifyItem it;
+    it.request.profile = mixed ? "p" + std::to_string(c % o.profiles) : "p0";
+    it.meta = store.get_meta(it.request.profile);
+    std::vector<int64_t> ids;
+    for (int k = 0; k < o.seq_len; ++k) ids.push_back(5 + (c * 31 + k * 13) % 200);
+    it.request.input_ids = {ids};
+    items.push_back(it);
+  }
+  std::vector<double> times;
+  for (int i = 0; i < 12; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto out = backend.classify_batch(items);
+    if (i >= 2) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    for (const auto& x : out)
+      if (x.error) std::rethrow_exception(x.error);
+  }
+  std::printf("%-28s classify_batch of %d rows, no HTTP: median %.2f ms (10 calls)\n", label.c_str(), o.clients,
+              1e3 * percentile(times, 0.5));
 }
 
 }  // namespace
@@ -103,7 +168,10 @@ void measure(const BenchOptions& o, int port, const std::vector<std::string>& na
 int main(int argc, char** argv) {
   BenchOptions o;
   CLI::App app("Load test of mixpeft serve (classify)");
-  app.add_option("--model", o.model, "Sequence-classification model folder");
+  app.add_option("--model", o.model, "Sequence-classification model folder (default the bert_cls fixture)");
+  app.add_option("--shape", o.shape, "Serve a random model of this shape instead: bert-base")
+      ->check(CLI::IsMember({"bert-base"}));
+  app.add_option("--threads", o.threads, "Torch threads of the backend (default 1)")->check(CLI::PositiveNumber);
   app.add_option("--clients", o.clients, "Concurrent clients (default 8)");
   app.add_option("--requests", o.requests, "Measured requests per row of the table (default 2000)");
   app.add_option("--warmup", o.warmup, "Requests before measuring (default 200)");
@@ -111,29 +179,38 @@ int main(int argc, char** argv) {
   app.add_option("--batch-window-us", o.window_us, "Server batching window (default 2000)");
   app.add_option("--seq-len", o.seq_len, "Tokens per request (default 16)");
   CLI11_PARSE(app, argc, argv);
-  torch::set_num_threads(1);
+  torch::set_num_threads(o.threads);
 
   const std::string tmp = (fs::temp_directory_path() / ("serve_load_bench_" + std::to_string(getpid()))).string();
   fs::create_directories(tmp);
+  if (o.shape == "bert-base") {
+    LoadOptions lo;
+    lo.init_seed = 1;
+    auto model = create_model(bert_base_config(), lo);
+    o.model = tmp + "/bert-base";
+    save_model(*model, o.model);
+  }
   const json head = json::array({"classifier"});
   const std::vector<std::pair<std::string, json>> kinds = {
       {"X-PEFT", {{"peft_type", "XPEFT"}, {"num_adapters", 16}, {"bottleneck_size", 16}, {"hard", true}, {"top_k", 4},
                   {"modules_to_save", head}}},
       {"LoRA r=8", {{"peft_type", "LORA"}, {"r", 8}, {"target_modules", {"query", "value"}}, {"modules_to_save", head}}},
   };
-  std::printf("model %s, %d clients, %d-token rows, window %lld us, 1 torch thread\n", o.model.c_str(), o.clients,
-              o.seq_len, static_cast<long long>(o.window_us));
+  std::printf("model %s, %d clients, %d-token rows, window %lld us, %d torch thread(s)\n",
+              o.shape.empty() ? o.model.c_str() : (o.shape + " (random weights)").c_str(), o.clients, o.seq_len,
+              static_cast<long long>(o.window_us), o.threads);
   for (const auto& [label, config] : kinds) {
     const std::string db = tmp + "/" + std::to_string(label.size()) + ".db";
     serve::ProfileStore store(db);
     // Every profile its own random adapter (seeded by its index).
+    auto peft = peft::PeftModel::create(load_model(o.model), config);
     std::vector<serve::Profile> batch;
     for (int i = 0; i < o.profiles; ++i) {
-      batch.push_back(random_profile(o.model, "p" + std::to_string(i), config, uint64_t(i) + 1,
-                                     tmp + "/adapter"));
+      batch.push_back(random_profile(*peft, "p" + std::to_string(i), config, uint64_t(i) + 1, tmp + "/adapter"));
       if (batch.size() == 100) store.put_many(batch), batch.clear();
     }
     if (!batch.empty()) store.put_many(batch);
+    peft.reset();
     serve::BackendOptions bo;
     bo.model_dir = o.model;
     bo.cache_bytes = int64_t(4) << 30;
@@ -146,6 +223,8 @@ int main(int argc, char** argv) {
     serve::Server server(so, store, *backend);
     const int port = server.bind();
     std::thread srv([&] { server.run(); });
+    measure_direct(o, *backend, store, false, label + ", 1 profile");
+    measure_direct(o, *backend, store, true, label + ", " + std::to_string(std::min(o.clients, o.profiles)) + " profiles");
     measure(o, port, {"p0"}, label + ", 1 profile");
     std::vector<std::string> names;
     for (int i = 0; i < o.profiles; ++i) names.push_back("p" + std::to_string(i));
