@@ -146,6 +146,7 @@ void forward_bench(const Options& o, const std::vector<std::pair<std::string, Mo
 int run(const Options& o) {
   bench::warn_coretype();
   set_num_threads(o.w.threads);
+  use_caching_cpu_allocator();
   LoadOptions lo;
   lo.init_seed = o.w.seed;
   lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mixpeft/peft.h"
+#include "mixpeft/runtime.h"
 #include "mixpeft/safetensors.h"
 #include "mixpeft/serve.h"
 #include "serve/backend.h"
@@ -179,7 +180,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch-window-us", o.window_us, "Server batching window (default 2000)");
   app.add_option("--seq-len", o.seq_len, "Tokens per request (default 16)");
   CLI11_PARSE(app, argc, argv);
-  torch::set_num_threads(o.threads);
+  set_num_threads(o.threads);
+  use_caching_cpu_allocator();
 
   const std::string tmp = (fs::temp_directory_path() / ("serve_load_bench_" + std::to_string(getpid()))).string();
   fs::create_directories(tmp);

@@ -52,6 +52,7 @@ at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& ids) {
 int run(const Options& o) {
   bench::warn_coretype();
   set_num_threads(o.w.threads);
+  use_caching_cpu_allocator();
   LoadOptions lo;
   lo.init_seed = o.w.seed;
   lo.dtype = o.dtype == "bf16" ? at::kBFloat16 : at::kFloat;

@@ -1,6 +1,7 @@
-// Process-wide runtime settings: device and thread count.
+// Process-wide runtime settings: device, thread count, CPU memory.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include <c10/core/Device.h>
@@ -17,5 +18,23 @@ int default_num_threads();
 
 // Sets LibTorch's intra-op thread count (and OpenMP's); n <= 0 means default.
 void set_num_threads(int n);
+
+// Makes LibTorch's CPU tensors come from an allocator that keeps freed large
+// blocks (1 MiB and up) for reuse, up to `max_cached_bytes` held free,
+// instead of handing them back to the OS: glibc unmaps every block over its
+// mmap threshold (at most 32 MiB) on free, so a training step's [tokens,
+// vocabulary] logits and their gradients were page-faulted in afresh on
+// every step. Smaller blocks go to
+// malloc as before. Idempotent; the first call's bound stays. Tensors made
+// before the call keep their own deleter. The environment variable
+// MIXPEFT_CPU_CACHE_MB overrides the bound; 0 turns the cache off.
+void use_caching_cpu_allocator(int64_t max_cached_bytes = int64_t(4) << 30);
+
+// What the caching allocator has done so far (all zero when it is not in use).
+struct CpuCacheStats {
+  int64_t hits = 0, misses = 0;   // large allocations served from the cache / from the OS
+  int64_t cached_bytes = 0;       // held free now
+};
+CpuCacheStats cpu_cache_stats();
 
 }  // namespace mixpeft

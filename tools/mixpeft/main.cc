@@ -26,6 +26,7 @@ constexpr int kExitUsage = 2;
 void apply_global_options() {
   mixpeft::cli::GlobalOptions& g = mixpeft::cli::global_options();
   mixpeft::set_num_threads(g.threads);
+  mixpeft::use_caching_cpu_allocator();
   g.device = mixpeft::parse_device(g.device_spec);
 }
 

@@ -1,0 +1,116 @@
+// The caching CPU allocator of include/mixpeft/runtime.h.
+//
+// Every block carries a 64-byte header, before the data, holding its
+// capacity, so the deleter (a plain function given the data pointer: c10's
+// raw_allocate wants data == context) knows what it frees. Large blocks are rounded up to whole MiB and kept in a
+// size-ordered free list; a request takes the smallest free block that is
+// big enough and at most 25% bigger, so one kept block does not pin much
+// more memory than asked for.
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+
+#include "mixpeft/runtime.h"
+
+namespace mixpeft {
+namespace {
+
+constexpr size_t kHeader = 64;            // keeps the data 64-byte aligned, as LibTorch's own allocator does
+constexpr size_t kLarge = size_t(1) << 20;  // blocks from here on are cached
+
+struct Cache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> free;  // capacity -> block (header address)
+  size_t cached = 0, limit = 0;
+  int64_t hits = 0, misses = 0;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: tensors may be freed during static destruction
+  return *c;
+}
+
+size_t& capacity_of(void* block) { return *static_cast<size_t*>(block); }
+
+void release(void* data) {
+  if (data == nullptr) return;
+  void* block = static_cast<char*>(data) - kHeader;
+  const size_t capacity = capacity_of(block);
+  if (capacity >= kLarge) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (c.cached + capacity <= c.limit) {
+      c.free.emplace(capacity, block);
+      c.cached += capacity;
+      return;
+    }
+  }
+  std::free(block);
+}
+
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) const override {
+    size_t capacity = n;
+    void* block = nullptr;
+    if (n >= kLarge) {
+      capacity = (n + kLarge - 1) / kLarge * kLarge;
+      Cache& c = cache();
+      std::lock_guard<std::mutex> lock(c.mutex);
+      auto it = c.free.lower_bound(capacity);
+      if (it != c.free.end() && it->first <= capacity + capacity / 4) {
+        block = it->second;
+        capacity = it->first;
+        c.cached -= capacity;
+        c.free.erase(it);
+        ++c.hits;
+      } else {
+        ++c.misses;
+      }
+    }
+    if (block == nullptr) {
+      if (posix_memalign(&block, kHeader, capacity + kHeader) != 0 || block == nullptr) {
+        // Out of memory: give the cache back to the OS and try once more.
+        {
+          Cache& c = cache();
+          std::lock_guard<std::mutex> lock(c.mutex);
+          for (auto& [size, b] : c.free) std::free(b);
+          c.free.clear();
+          c.cached = 0;
+        }
+        if (posix_memalign(&block, kHeader, capacity + kHeader) != 0 || block == nullptr)
+          throw std::bad_alloc();
+      }
+      capacity_of(block) = capacity;
+    }
+    void* data = static_cast<char*>(block) + kHeader;
+    return {data, data, &release, c10::Device(c10::kCPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+};
+
+}  // namespace
+
+void use_caching_cpu_allocator(int64_t max_cached_bytes) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    if (const char* env = std::getenv("MIXPEFT_CPU_CACHE_MB")) max_cached_bytes = std::atoll(env) << 20;
+    if (max_cached_bytes <= 0) return;
+    cache().limit = size_t(max_cached_bytes);
+    static CachingCpuAllocator allocator;
+    // Priority 1: above LibTorch's default CPU allocator (0).
+    c10::SetCPUAllocator(&allocator, /*priority=*/1);
+  });
+}
+
+CpuCacheStats cpu_cache_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return {c.hits, c.misses, int64_t(c.cached)};
+}
+
+}  // namespace mixpeft
