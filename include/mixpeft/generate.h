@@ -11,12 +11,13 @@ namespace mixpeft {
 
 class Model;
 
-// How one row samples its next tokens.
-struct SamplingOptions {
+// How one row samples its next tokens, and how many it may have.
+struct RowOptions {
   double temperature = 0.0;  // 0 = greedy (argmax); > 0 samples from softmax(logits / temperature)
   int64_t top_k = 0;         // keep the k most likely tokens when sampling; 0 = all
   double top_p = 1.0;        // keep the smallest set whose probability reaches top_p; 1 = all
   uint64_t seed = 0;         // seeds this row's own random generator
+  int64_t max_new_tokens = -1;  // this row's limit; -1 = GenerateOptions::max_new_tokens
 };
 
 struct GenerateOptions {
@@ -27,11 +28,11 @@ struct GenerateOptions {
   std::vector<int64_t> stop_token_ids;  // a generated stop token ends its sequence (and is kept)
   int64_t pad_token_id = 0;  // fills the left padding of shorter prompts (masked out)
   uint64_t seed = 0;         // sampling is reproducible given the seed
-  // Per-row sampling, one entry per prompt; empty = every row uses the four
+  // Per-row settings, one entry per prompt; empty = every row uses the
   // settings above, row b seeded with seed + b. Each row draws from its own
-  // generator, so a row's tokens do not depend on the other rows of its
-  // batch: a prompt sampled in a batch gets what it gets alone.
-  std::vector<SamplingOptions> rows;
+  // generator and ends at its own limit, so a row's tokens do not depend on
+  // the other rows of its batch: a prompt in a batch gets what it gets alone.
+  std::vector<RowOptions> rows;
   // Called for every generated token: (prompt index, token id).
   std::function<void(size_t, int64_t)> on_token;
   // Asked after each token of a live row (prompt index); true ends that row

@@ -11,7 +11,7 @@ namespace mixpeft {
 namespace {
 
 // Next token of one row from its last-position logits [V].
-int64_t pick(const at::Tensor& logits_in, const SamplingOptions& o, at::Generator& gen) {
+int64_t pick(const at::Tensor& logits_in, const RowOptions& o, at::Generator& gen) {
   auto logits = logits_in.to(torch::kFloat);
   if (o.temperature <= 0) return logits.argmax(-1).item<int64_t>();
   logits = logits / o.temperature;
@@ -32,9 +32,10 @@ int64_t pick(const at::Tensor& logits_in, const SamplingOptions& o, at::Generato
   return torch::multinomial(logits.softmax(-1).unsqueeze(0), 1, /*replacement=*/false, gen).item<int64_t>();
 }
 
-void check_sampling(const SamplingOptions& s, const std::string& where) {
-  MIXPEFT_CHECK(s.temperature >= 0 && s.top_p > 0 && s.top_p <= 1 && s.top_k >= 0, ErrorKind::kInvalidArgument,
-                "generate: ", where, "need temperature >= 0, 0 < top_p <= 1, top_k >= 0");
+void check_row(const RowOptions& s, const std::string& where) {
+  MIXPEFT_CHECK(s.temperature >= 0 && s.top_p > 0 && s.top_p <= 1 && s.top_k >= 0 && s.max_new_tokens >= 0,
+                ErrorKind::kInvalidArgument, "generate: ", where,
+                "need temperature >= 0, 0 < top_p <= 1, top_k >= 0, max_new_tokens >= 0");
 }
 
 }  // namespace
@@ -47,12 +48,18 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   MIXPEFT_CHECK(o.max_new_tokens >= 0, ErrorKind::kInvalidArgument, "generate: need max_new_tokens >= 0");
   MIXPEFT_CHECK(o.rows.empty() || o.rows.size() == prompts.size(), ErrorKind::kInvalidArgument, "generate: ",
                 o.rows.size(), " per-row sampling settings for ", prompts.size(), " prompts");
-  std::vector<SamplingOptions> rows = o.rows;
+  std::vector<RowOptions> rows = o.rows;
   if (rows.empty()) {
-    check_sampling({o.temperature, o.top_k, o.top_p, o.seed}, "");
-    for (size_t i = 0; i < prompts.size(); ++i) rows.push_back({o.temperature, o.top_k, o.top_p, o.seed + i});
+    check_row({o.temperature, o.top_k, o.top_p, o.seed, o.max_new_tokens}, "");
+    for (size_t i = 0; i < prompts.size(); ++i)
+      rows.push_back({o.temperature, o.top_k, o.top_p, o.seed + i, o.max_new_tokens});
   }
-  for (size_t i = 0; i < rows.size(); ++i) check_sampling(rows[i], "row " + std::to_string(i) + ": ");
+  int64_t steps = 0;  // the longest row's limit
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].max_new_tokens < 0) rows[i].max_new_tokens = o.max_new_tokens;
+    check_row(rows[i], "row " + std::to_string(i) + ": ");
+    steps = std::max(steps, rows[i].max_new_tokens);
+  }
   size_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     MIXPEFT_CHECK(!prompts[i].empty(), ErrorKind::kInvalidArgument, "generate: prompt ", i, " is empty");
@@ -75,6 +82,7 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   result.tokens.resize(B);
   result.finish_reasons.assign(B, "length");
   std::vector<bool> done(B, false);
+  for (int64_t b = 0; b < B; ++b) done[b] = rows[size_t(b)].max_new_tokens == 0;
   std::vector<at::Generator> gens;
   for (const auto& r : rows) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(r.seed));
   torch::NoGradGuard no_grad;
@@ -83,11 +91,10 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   in.input_ids = ids;
   in.attention_mask = mask;
   in.cache = &cache;
-  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+  for (int64_t step = 0; step < steps && !std::all_of(done.begin(), done.end(), [](bool d) { return d; }); ++step) {
     auto logits = model.forward(in).logits.select(1, -1).cpu();
     auto next = torch::empty({B}, torch::kLong);
     auto next_acc = next.accessor<int64_t, 1>();
-    for (int64_t b = 0; b < B; ++b) next_acc[b] = done[b] ? o.pad_token_id : pick(logits[b], rows[size_t(b)], gens[size_t(b)]);
     auto alive = torch::ones({B, 1}, torch::kLong);
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) {
@@ -95,18 +102,20 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
         alive[b][0] = 0;
         continue;
       }
-      const int64_t tok = next_acc[b];
+      const int64_t tok = pick(logits[b], rows[size_t(b)], gens[size_t(b)]);
+      next_acc[b] = tok;
       result.tokens[b].push_back(tok);
       if (o.on_token) o.on_token(static_cast<size_t>(b), tok);
       if (std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), tok) != o.stop_token_ids.end()) {
         done[b] = true;
         result.finish_reasons[b] = "stop";
+      } else if (int64_t(result.tokens[b].size()) >= rows[size_t(b)].max_new_tokens) {
+        done[b] = true;  // "length"
       } else if (o.cancelled && o.cancelled(static_cast<size_t>(b))) {
         done[b] = true;
         result.finish_reasons[b] = "cancelled";
       }
     }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
     in.input_ids = next.view({B, 1}).to(device);
     in.attention_mask = torch::cat({in.attention_mask, alive.to(device)}, 1);
   }

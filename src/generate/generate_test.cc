@@ -84,16 +84,19 @@ TEST_P(GenerateTest, SamplingIsSeededAndFiltersReduceToGreedy) {
 }
 
 TEST_P(GenerateTest, SampledRowsInABatchGetWhatTheyGetAlone) {
-  // Each row its own settings and generator: a row's draws must not depend
-  // on which rows share its batch (the server batches sampled requests).
+  // Each row its own settings, generator and limit: a row's draws must not
+  // depend on which rows share its batch (the server batches sampled requests).
   GenerateOptions o;
   o.max_new_tokens = 10;
-  o.rows = {{1.3, 0, 1.0, 11}, {0.0, 0, 1.0, 0}, {0.9, 20, 0.9, 12}};
+  o.rows = {{1.3, 0, 1.0, 11, -1}, {0.0, 0, 1.0, 0, 4}, {0.9, 20, 0.9, 12, 0}};
   auto batch = generate(*model, prompts, o);
+  const std::vector<size_t> lengths = {10, 4, 0};  // -1 takes max_new_tokens
   for (size_t i = 0; i < prompts.size(); ++i) {
     GenerateOptions alone = o;
     alone.rows = {o.rows[i]};
     EXPECT_EQ(batch.tokens[i], generate(*model, {prompts[i]}, alone).tokens[0]) << "prompt " << i;
+    EXPECT_EQ(batch.tokens[i].size(), lengths[i]) << "prompt " << i;
+    EXPECT_EQ(batch.finish_reasons[i], "length") << "prompt " << i;
   }
   // Without per-row settings row b is seeded seed + b: prompt 0 alone with
   // the batch's settings gets the batch's row 0.

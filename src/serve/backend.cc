@@ -214,38 +214,29 @@ class TorchBackend : public Backend {
   }
 
   // One generation over the items `which` (left-padded prompts, each row with
-  // its profile's adapters, sampling settings and random generator): rows do
-  // not see each other, so each gets what it gets alone. A row ends at its own
-  // max_new_tokens or when its client goes away.
+  // its profile's adapters, sampling settings, random generator and limit):
+  // rows do not see each other, so each gets what it gets alone. A row ends
+  // at a stop token, at its own max_new_tokens or when its client goes away.
   void run_generation(const std::vector<GenerateItem>& items, const std::vector<PreparedGeneration>& prepared,
                       const std::vector<size_t>& which, std::vector<GenerateOutcome>& out) {
     try {
       GenerateOptions g;
-      for (size_t i : which) {
-        const GenerateRequest& r = items[i].request;
-        g.rows.push_back({r.temperature, r.top_k, r.top_p, r.seed});
-      }
       g.pad_token_id = pad_id_;
       if (eos_id_ >= 0) g.stop_token_ids.push_back(eos_id_);
-      g.max_new_tokens = 0;
       std::vector<std::vector<int64_t>> prompts;
       RowGroups groups;
       for (size_t k = 0; k < which.size(); ++k) {
-        const size_t i = which[k];
-        g.max_new_tokens = std::max(g.max_new_tokens, items[i].request.max_new_tokens);
-        prompts.push_back(prepared[i].prompt);
-        groups.add(prepared[i].adapters.get(), int64_t(k));
-      }
-      std::vector<int64_t> sent(which.size(), 0);
-      g.on_token = [&](size_t k, int64_t token) {
         const GenerateRequest& r = items[which[k]].request;
-        if (sent[k] >= r.max_new_tokens) return;
-        ++sent[k];
-        if (r.on_token) r.on_token(token);
+        g.rows.push_back({r.temperature, r.top_k, r.top_p, r.seed, r.max_new_tokens});
+        prompts.push_back(prepared[which[k]].prompt);
+        groups.add(prepared[which[k]].adapters.get(), int64_t(k));
+      }
+      g.on_token = [&](size_t k, int64_t token) {
+        if (items[which[k]].request.on_token) items[which[k]].request.on_token(token);
       };
       g.cancelled = [&](size_t k) {
         const GenerateRequest& r = items[which[k]].request;
-        return sent[k] >= r.max_new_tokens || (r.cancelled && r.cancelled());
+        return r.cancelled && r.cancelled();
       };
       mixpeft::GenerateResult res;
       {
@@ -256,15 +247,8 @@ class TorchBackend : public Backend {
       }
       for (size_t k = 0; k < which.size(); ++k) {
         GenerateResult& r = out[which[k]].result;
-        const int64_t limit = items[which[k]].request.max_new_tokens;
         r.tokens = res.tokens[k];
         r.finish_reason = res.finish_reasons[k];
-        // A row stopped at its own limit reads "cancelled" from generate(); a
-        // limit of 0 still sees the batch's first token.
-        if (int64_t(r.tokens.size()) >= limit && (r.finish_reason == "cancelled" || int64_t(r.tokens.size()) > limit)) {
-          r.tokens.resize(size_t(limit));
-          r.finish_reason = "length";
-        }
         if (tokenizer_) r.text = tokenizer_->decode(std::vector<tok::TokenId>(r.tokens.begin(), r.tokens.end()), true);
       }
     } catch (...) {
