@@ -24,6 +24,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/perf_common.h"
+#include "core/gemm.h"
 #include "mixpeft/generate.h"
 #include "mixpeft/model.h"
 #include "mixpeft/peft.h"
@@ -47,7 +48,8 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 nlohmann::json common(const Options& o, const std::string& mode) {
   return {{"bench", mode == "generate" ? "generate" : "forward"}, {"impl", "mixpeft"}, {"method", o.method},
-          {"mode", mode}, {"dtype", o.dtype}, {"threads", o.w.threads}, {"layers", o.w.layers}};
+          {"mode", mode}, {"dtype", o.dtype}, {"threads", o.w.threads}, {"layers", o.w.layers},
+          {"gemm", cpu_gemm_backend()}};
 }
 
 void generate_bench(const Options& o, Model& model, int64_t batch) {

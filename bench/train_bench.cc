@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/perf_common.h"
+#include "core/gemm.h"
 #include "mixpeft/adamix.h"
 #include "mixpeft/model.h"
 #include "mixpeft/peft.h"
@@ -125,6 +126,7 @@ int run(const Options& o) {
                      {"autocast", o.autocast},
                      {"consistency", o.consistency},
                      {"threads", o.w.threads},
+                     {"gemm", cpu_gemm_backend()},
                      {"batch", o.batch},
                      {"seq", o.seq},
                      {"layers", o.w.layers},

@@ -38,6 +38,19 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// x [..., K] @ w [K, N] (+ bias [N]) for a frozen w and bias (neither
+// requires grad, or grad mode is off), on the CPU in float32: oneDNN's GEMM
+// (src/core/gemm.h) forward and, when x requires grad, a backward that
+// computes x's gradient only. w may be a transposed view ([out, in].t()).
+// Returns an undefined tensor where it does not apply (CUDA, other dtypes,
+// autocast, trainable weights, no oneDNN), so that callers keep their own
+// ATen expression there.
+at::Tensor frozen_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = at::Tensor());
+
+// Logits of a head tied to the input embeddings [V, d]: x @ embeddings^T
+// (frozen_matmul's path when it applies, else ATen's matmul).
+at::Tensor tied_lm_head(const at::Tensor& x, const at::Tensor& embeddings);
+
 // base_out + scaling * down B^T, where down = h A^T [..., r] is a low-rank
 // adapter's first product and B is [out, r]: the update is accumulated by one
 // GEMM (addmm) into a copy of base_out, not as a product, a scaled copy and

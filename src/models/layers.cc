@@ -1,12 +1,14 @@
 #include "mixpeft/nn.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include "core/gemm.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft::nn {
@@ -20,6 +22,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, bool conv1d_layo
 at::Tensor LinearImpl::weight_out_in() const { return conv1d ? weight.t() : weight; }
 
 at::Tensor LinearImpl::base_forward(const at::Tensor& x) const {
+  if (at::Tensor y = frozen_matmul(x, conv1d ? weight : weight.t(), bias); y.defined()) return y;
   if (conv1d) {
     // HF Conv1D: addmm(bias, x.view(-1, in), weight).
     auto sizes = x.sizes().vec();
@@ -37,11 +40,51 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
 }
 
 namespace {
+
 bool autocasting() { return at::autocast::is_cpu_enabled() || at::autocast::is_enabled(); }
+
+// x w + bias for a frozen w: oneDNN's product forward, and only x's gradient
+// (grad w^T) backward. Autograd's own addmm would do the same work; this
+// saves its dispatch through OpenBLAS.
+struct FrozenMatmul : torch::autograd::Function<FrozenMatmul> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2d, const at::Tensor& w,
+                            const at::Tensor& bias_or_empty) {
+    ctx->save_for_backward({w});
+    return mm_cpu(x2d, w, bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    return {mm_cpu(grad[0], ctx->get_saved_variables()[0].t()), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor frozen_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  const bool grad_mode = at::GradMode::is_enabled();
+  if (x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(0) || x.scalar_type() != at::kFloat ||
+      !x.device().is_cpu() || autocasting() || (grad_mode && w.requires_grad()))
+    return at::Tensor();
+  if (bias.defined() && (bias.scalar_type() != at::kFloat || bias.dim() != 1 || bias.size(0) != w.size(1) ||
+                         (grad_mode && bias.requires_grad())))
+    return at::Tensor();
+  const at::Tensor flat = x.reshape({-1, x.size(-1)});
+  if (!mm_cpu_applies(flat, w)) return at::Tensor();
+  at::Tensor y = grad_mode && x.requires_grad()
+                     ? FrozenMatmul::apply(flat, w, bias.defined() ? bias : at::empty({0}, x.options()))
+                     : mm_cpu(flat, w, bias);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(1);
+  return y.view(sizes);
+}
 
 at::Tensor in_dtype_of(const at::Tensor& x, const at::Tensor& w) {
   return x.scalar_type() == w.scalar_type() || autocasting() ? x : x.to(w.scalar_type());
+}
+
+at::Tensor tied_lm_head(const at::Tensor& x, const at::Tensor& embeddings) {
+  if (at::Tensor y = frozen_matmul(x, embeddings.t()); y.defined()) return y;
+  return torch::matmul(x, embeddings.t());
 }
 
 at::Tensor add_low_rank(const at::Tensor& base_out, const at::Tensor& down, const at::Tensor& B, double scaling) {
@@ -142,30 +185,58 @@ namespace {
 // Attention on the CPU, one (batch, head) block at a time in parallel: 1.13's
 // batched matmul multiplies the B x H small matrices one after another, each
 // with every thread (slow for 128 x 128 blocks), and its autograd keeps the
-// scores as well. Here each thread takes whole blocks and calls single-threaded
-// GEMMs (OpenBLAS runs on one thread inside a parallel region); the values are
-// the same operations as the composite below, block by block; only the
-// softmax output is kept for the backward.
+// scores as well. Here each thread takes whole blocks and multiplies them with
+// single-threaded GEMMs on the blocks' memory (mixpeft::sgemm: oneDNN, about
+// a third faster than OpenBLAS at this size); the softmax and its backward run
+// once over all blocks. The values are the composite's below: scores =
+// scale q k^T + bias (scale folded into the GEMM), probs = softmax(scores),
+// out = probs v. Only the softmax output is kept for the backward.
 struct BlockAttention : torch::autograd::Function<BlockAttention> {
+  // Row pointer arithmetic for a [B, H, rows, D] operand whose last dimension
+  // is contiguous (heads() views of a [B, T, H, D] projection are).
+  struct Blocks {
+    at::Tensor t;
+    int64_t H;
+    explicit Blocks(const at::Tensor& x) : t(x.stride(3) == 1 ? x : x.contiguous()), H(x.size(1)) {}
+    const float* at(int64_t i) const {
+      return t.data_ptr<float>() + (i / H) * t.stride(0) + (i % H) * t.stride(1);
+    }
+    int64_t ld() const { return t.stride(2); }
+  };
+
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& bias_or_empty, double scale) {
     // An undefined tensor cannot be a Function input: no bias comes as an empty one.
-    const at::Tensor bias = bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty;
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = v.size(3);
-    at::Tensor out = at::empty({B, H, T, D}, q.options());
-    at::Tensor probs = at::empty({B, H, T, S}, q.options());
+    // The bias broadcasts over batch and heads when those are 1, and over
+    // queries ([B, 1, 1, S] key masks): each block gets a [T, S] copy.
+    at::Tensor bias;
+    if (bias_or_empty.numel() != 0)
+      bias = bias_or_empty.expand({bias_or_empty.size(0), bias_or_empty.size(1), T, S}).contiguous();
+    const Blocks qb(q), kb(k), vb(v);
+    at::Tensor scores = at::empty({B, H, T, S}, q.options());
+    float* sp = scores.data_ptr<float>();
     at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        const int64_t b = i / H, h = i % H;
-        at::Tensor s = at::mm(q[b][h], k[b][h].t());
-        if (scale != 1.0) s.mul_(scale);
-        if (bias.defined()) s.add_(bias[bias.size(0) == 1 ? 0 : b][0]);
-        at::Tensor p = probs[b][h];
-        p.copy_(at::softmax(s, -1, at::kFloat));
-        out[b][h].copy_(at::mm(p, v[b][h]));
+        float* s = sp + i * T * S;
+        if (bias.defined()) {  // [B or 1, H or 1, T, S]
+          const int64_t b = bias.size(0) == 1 ? 0 : i / H, h = bias.size(1) == 1 ? 0 : i % H;
+          std::memcpy(s, bias.data_ptr<float>() + (b * bias.size(1) + h) * T * S, T * S * sizeof(float));
+        }
+        sgemm(false, true, T, S, D, static_cast<float>(scale), qb.at(i), qb.ld(), kb.at(i), kb.ld(),
+              bias.defined() ? 1.0f : 0.0f, s, S);
       }
     });
-    ctx->save_for_backward({q, k, v, probs});
+    at::Tensor probs = at::_softmax(scores, -1, false);
+    scores.reset();
+    at::Tensor out = at::empty({B, H, T, D}, q.options());
+    const float* pp = probs.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i)
+        sgemm(false, false, T, D, S, 1.0f, pp + i * T * S, S, vb.at(i), vb.ld(), 0.0f, op + i * T * D, D);
+    });
+    ctx->save_for_backward({qb.t, kb.t, vb.t, probs});
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -173,28 +244,42 @@ struct BlockAttention : torch::autograd::Function<BlockAttention> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const Blocks qb(saved[0]), kb(saved[1]), vb(saved[2]);
+    const at::Tensor& probs = saved[3];
+    const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
     const at::Tensor grad = grads[0].contiguous();
-    const int64_t B = q.size(0), H = q.size(1);
+    const int64_t B = probs.size(0), H = probs.size(1), T = probs.size(2), S = probs.size(3),
+                  D = grad.size(3);
     const bool want_q = ctx->needs_input_grad(0), want_k = ctx->needs_input_grad(1),
                want_v = ctx->needs_input_grad(2);
-    at::Tensor dq, dk, dv;
-    if (want_q) dq = at::empty_like(q, at::MemoryFormat::Contiguous);
-    if (want_k) dk = at::empty_like(k, at::MemoryFormat::Contiguous);
-    if (want_v) dv = at::empty_like(v, at::MemoryFormat::Contiguous);
+    const auto opts = grad.options();
+    at::Tensor dq, dk, dv, dprobs;
+    if (want_q) dq = at::empty({B, H, T, D}, opts);
+    if (want_k) dk = at::empty({B, H, S, D}, opts);
+    if (want_v) dv = at::empty({B, H, S, D}, opts);
+    if (want_q || want_k) dprobs = at::empty({B, H, T, S}, opts);
+    const float *pp = probs.data_ptr<float>(), *gp = grad.data_ptr<float>();
     at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
-        const int64_t b = i / H, h = i % H;
-        const at::Tensor p = probs[b][h], g = grad[b][h];
-        if (want_v) dv[b][h].copy_(at::mm(p.t(), g));
-        if (!want_q && !want_k) continue;
-        at::Tensor ds = at::_softmax_backward_data(at::mm(g, v[b][h].t()), p, -1, p.scalar_type());
-        if (scale != 1.0) ds.mul_(scale);
-        if (want_q) dq[b][h].copy_(at::mm(ds, k[b][h]));
-        if (want_k) dk[b][h].copy_(at::mm(ds.t(), q[b][h]));
+        const float *p = pp + i * T * S, *g = gp + i * T * D;
+        if (want_v) sgemm(true, false, S, D, T, 1.0f, p, S, g, D, 0.0f, dv.data_ptr<float>() + i * S * D, D);
+        if (dprobs.defined())
+          sgemm(false, true, T, S, D, 1.0f, g, D, vb.at(i), vb.ld(), 0.0f, dprobs.data_ptr<float>() + i * T * S, S);
       }
     });
+    if (dprobs.defined()) {
+      // d scores (the scale is applied in the products below).
+      const at::Tensor ds = at::_softmax_backward_data(dprobs, probs, -1, at::kFloat);
+      dprobs.reset();
+      const float* dsp = ds.data_ptr<float>();
+      at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          const float* d = dsp + i * T * S;
+          if (want_q) sgemm(false, false, T, D, S, scale, d, S, kb.at(i), kb.ld(), 0.0f, dq.data_ptr<float>() + i * T * D, D);
+          if (want_k) sgemm(true, false, S, D, T, scale, d, S, qb.at(i), qb.ld(), 0.0f, dk.data_ptr<float>() + i * S * D, D);
+        }
+      });
+    }
     return {dq, dk, dv, at::Tensor(), at::Tensor()};
   }
 };

@@ -32,6 +32,7 @@
 
 #include "commands.h"
 #include "core/blas_info.h"
+#include "core/gemm.h"
 
 #ifndef MIXPEFT_VERSION
 #define MIXPEFT_VERSION "unknown"
@@ -162,6 +163,8 @@ void print_text(const Report& r) {
     row("openblas", "core " + blas.openblas_core + ", " + threading);
     row("openblas config", blas.openblas_config);
   }
+  row("frozen gemm", std::string(cpu_gemm_backend()) +
+                        " (fp32 frozen layers and attention on the CPU; MIXPEFT_GEMM=aten for ATen's)");
   row("OPENBLAS_CORETYPE", blas.coretype_env.empty()
                                ? "(unset: OpenBLAS picks the kernels for this CPU)"
                                : blas.coretype_env + " (forces OpenBLAS's kernel choice)");
@@ -216,6 +219,7 @@ void print_json(const Report& r) {
   } else {
     jb["openblas"] = nullptr;
   }
+  jb["frozen_gemm"] = cpu_gemm_backend();
   j["blas"] = jb;
   json env = json::object();
   for (const char* name : {"OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"}) {

@@ -153,7 +153,7 @@ class GPT2 : public Model {
     ModelOutputs out;
     auto x = transformer->forward(in, out);
     if (task_ == Task::kCausalLM) {
-      out.logits = torch::matmul(x, transformer->wte->weight.t());
+      out.logits = nn::tied_lm_head(x, transformer->wte->weight);
     } else if (task_ == Task::kSequenceClassification) {
       out.logits = score->forward(pool_last_token(x, in.attention_mask));
     }

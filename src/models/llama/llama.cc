@@ -222,7 +222,7 @@ class Llama : public Model {
     ModelOutputs out;
     auto x = model->forward(in, out);
     if (task_ == Task::kCausalLM) {
-      out.logits = tied_ ? torch::matmul(x, model->embed_tokens->weight.t()) : lm_head->forward(x);
+      out.logits = tied_ ? nn::tied_lm_head(x, model->embed_tokens->weight) : lm_head->forward(x);
     } else if (task_ == Task::kSequenceClassification) {
       out.logits = score->forward(pool_last_token(x, in.attention_mask));
     }

@@ -1,0 +1,137 @@
+#include "core/gemm.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "mixpeft/error.h"
+
+namespace mixpeft {
+
+namespace {
+
+// dnnl.h: dnnl_status_t dnnl_sgemm(char transa, char transb, dnnl_dim_t M,
+// dnnl_dim_t N, dnnl_dim_t K, float alpha, const float* A, dnnl_dim_t lda,
+// const float* B, dnnl_dim_t ldb, float beta, float* C, dnnl_dim_t ldc),
+// row-major; dnnl_dim_t is int64_t and dnnl_status_t an enum (0 = success).
+using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                          int64_t, float, float*, int64_t);
+struct DnnlVersion {
+  int major, minor, patch;
+  const char* hash;
+  unsigned cpu_runtime, gpu_runtime;
+};
+using DnnlVersionFn = const DnnlVersion* (*)();
+
+struct Backend {
+  DnnlSgemm sgemm = nullptr;
+  std::string name;
+};
+
+const Backend& backend() {
+  static const Backend b = [] {
+    Backend r;
+    const char* env = std::getenv("MIXPEFT_GEMM");
+    if (env && std::string(env) == "aten") {
+      r.name = "ATen (MIXPEFT_GEMM=aten)";
+      return r;
+    }
+    // RTLD_DEFAULT: the libraries already loaded (LibTorch brings libdnnl.so.2).
+    r.sgemm = reinterpret_cast<DnnlSgemm>(dlsym(RTLD_DEFAULT, "dnnl_sgemm"));
+    if (!r.sgemm) {
+      r.name = "ATen (no dnnl_sgemm in the loaded libraries)";
+      return r;
+    }
+    r.name = "oneDNN";
+    if (auto version = reinterpret_cast<DnnlVersionFn>(dlsym(RTLD_DEFAULT, "dnnl_version"))) {
+      const DnnlVersion* v = version();
+      r.name += " " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+    }
+    return r;
+  }();
+  return b;
+}
+
+// The oneDNN operand of a 2-D tensor: 'N' with its row stride when rows are
+// contiguous, 'T' over the transposed storage when columns are, and
+// whether either holds (otherwise a copy is needed).
+struct Operand {
+  bool ok = false, trans = false;
+  int64_t ld = 0;
+};
+
+Operand operand_of(const at::Tensor& t) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  if (t.stride(1) == 1 && t.stride(0) >= std::max<int64_t>(cols, 1)) return {true, false, t.stride(0)};
+  if (t.stride(0) == 1 && t.stride(1) >= std::max<int64_t>(rows, 1)) return {true, true, t.stride(1)};
+  // A single row or column may carry any stride for its size-1 dimension.
+  if (rows == 1 && t.stride(1) == 1) return {true, false, std::max<int64_t>(cols, 1)};
+  if (cols == 1 && t.stride(0) == 1) return {true, true, std::max<int64_t>(rows, 1)};
+  return {};
+}
+
+}  // namespace
+
+bool onednn_gemm_available() { return backend().sgemm != nullptr; }
+
+const char* cpu_gemm_backend() { return backend().name.c_str(); }
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (const DnnlSgemm f = backend().sgemm) {
+    const int status = f(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    MIXPEFT_CHECK(status == 0, ErrorKind::kInternal, "dnnl_sgemm failed with status ", status, " (M ", M,
+                  ", N ", N, ", K ", K, ", lda ", lda, ", ldb ", ldb, ", ldc ", ldc, ")");
+    return;
+  }
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  // from_blob does not own the memory; the views are the stored layouts.
+  at::Tensor a = trans_a ? at::from_blob(const_cast<float*>(A), {K, M}, {lda, 1}, opts).t()
+                         : at::from_blob(const_cast<float*>(A), {M, K}, {lda, 1}, opts);
+  at::Tensor b = trans_b ? at::from_blob(const_cast<float*>(B), {N, K}, {ldb, 1}, opts).t()
+                         : at::from_blob(const_cast<float*>(B), {K, N}, {ldb, 1}, opts);
+  at::Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
+  if (beta == 0.0f) {
+    at::mm_out(c, a, b);
+    if (alpha != 1.0f) c.mul_(alpha);
+  } else {
+    c.addmm_(a, b, beta, alpha);
+  }
+}
+
+bool mm_cpu_applies(const at::Tensor& a, const at::Tensor& b) {
+  return onednn_gemm_available() && a.device().is_cpu() && b.device().is_cpu() &&
+         a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.dim() == 2 && b.dim() == 2 &&
+         !a.is_sparse() && !b.is_sparse() && !a.is_conj() && !b.is_conj();
+}
+
+at::Tensor mm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, const at::Tensor& bias) {
+  if (!mm_cpu_applies(a_in, b_in) || (bias.defined() && bias.scalar_type() != at::kFloat))
+    return bias.defined() ? at::addmm(bias, a_in, b_in) : at::mm(a_in, b_in);
+  MIXPEFT_CHECK(a_in.size(1) == b_in.size(0), ErrorKind::kInvalidArgument, "mm_cpu: shapes ", a_in.sizes(),
+                " and ", b_in.sizes(), " cannot be multiplied");
+  Operand oa = operand_of(a_in), ob = operand_of(b_in);
+  const at::Tensor a = oa.ok ? a_in : a_in.contiguous();
+  const at::Tensor b = ob.ok ? b_in : b_in.contiguous();
+  if (!oa.ok) oa = operand_of(a);
+  if (!ob.ok) ob = operand_of(b);
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  at::Tensor c = at::empty({M, N}, a.options());
+  float beta = 0.0f;
+  if (bias.defined()) {
+    // A copy, never a view: expand(...).contiguous() of one row is the bias
+    // itself, which the product below would then overwrite.
+    c.copy_(bias.expand({M, N}));
+    beta = 1.0f;
+  }
+  if (K == 0) return bias.defined() ? c : c.zero_();
+  sgemm(oa.trans, ob.trans, M, N, K, 1.0f, a.data_ptr<float>(), oa.ld, b.data_ptr<float>(), ob.ld, beta,
+        c.data_ptr<float>(), N);
+  return c;
+}
+
+}  // namespace mixpeft

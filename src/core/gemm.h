@@ -1,0 +1,47 @@
+// fp32 matrix products on the CPU through oneDNN's sgemm when it is there.
+//
+// LibTorch 1.13 multiplies fp32 matrices with the system BLAS (OpenBLAS on
+// Debian). Debian's LibTorch also links oneDNN (libdnnl.so.2), whose public
+// `dnnl_sgemm` is as fast as OpenBLAS on large products and about a third
+// faster on the 128 x 64 blocks of attention (docs/PERFORMANCE.md,
+// bench/attention_bench). It is looked up at run time in the loaded
+// libraries, so a LibTorch without it (the PyPI wheels hide their copy)
+// simply keeps ATen's products: same results within rounding.
+//
+//   if (mixpeft::onednn_gemm_available()) ...
+//   mixpeft::sgemm(false, true, M, N, K, 1.f, a, K, b, K, 0.f, c, N);  // C = A B^T
+//   at::Tensor y = mixpeft::mm_cpu(x, w, bias);  // x [M, K] @ w [K, N] + bias, no autograd
+//
+// $MIXPEFT_GEMM=aten turns oneDNN off (for comparisons); the choice is made
+// once per process.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace mixpeft {
+
+// True when dnnl_sgemm was found and $MIXPEFT_GEMM is not "aten".
+bool onednn_gemm_available();
+// "oneDNN <version>" or "ATen (<why>)", for `mixpeft env` and benchmarks.
+const char* cpu_gemm_backend();
+
+// Row-major C[M, N] = alpha op(A) op(B) + beta C, with op(A) [M, K] and
+// op(B) [K, N]; lda/ldb/ldc are row strides of A, B, C as stored. With
+// beta 0, C's contents are ignored. oneDNN when available, else ATen's mm on
+// the same memory. Runs on the calling thread's OpenMP threads (one inside
+// a parallel region).
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Whether mm_cpu takes the oneDNN path for these operands: CPU float32
+// 2-D matrices (any row- or column-major strides), oneDNN available.
+bool mm_cpu_applies(const at::Tensor& a, const at::Tensor& b);
+
+// a [M, K] @ b [K, N] (+ bias [N] on every row), a new contiguous [M, N]
+// tensor, without autograd. oneDNN when mm_cpu_applies, else ATen's
+// mm/addmm (the same values within rounding).
+at::Tensor mm_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias = at::Tensor());
+
+}  // namespace mixpeft
