@@ -3,9 +3,10 @@
 # otherwise idle machine and prints a table; every raw result is a JSON line
 # in OUT/results.jsonl.
 #
-#   bash bench/perf.sh                 # everything (about 15 min on 2 cores)
+#   bash bench/perf.sh                 # everything (about 35 min on 2 cores)
 #   bash bench/perf.sh --quick         # 2-layer model, for a smoke test
-#   bash bench/perf.sh --only train    # train | infer | peer (comma-separated)
+#   bash bench/perf.sh --only train    # train | infer | peer | ratio (comma-separated)
+#   bash bench/perf.sh --only ratio --rounds 5   # LoRA step, mixpeft and the peer alternating
 #   bash bench/perf.sh --threads 2 --out runs/perf
 #
 # The PyTorch peer (bench/peer_pytorch.py) runs when python3 imports torch
@@ -19,22 +20,26 @@ cd "$repo_root"
 build_dir="${MIXPEFT_BUILD_DIR:-build}"
 threads=2
 out=runs/perf
-only="train,infer,peer"
+only="train,infer,peer,ratio"
+rounds=5
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) extra=(--layers 2); shift ;;
     --only) only="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "perf.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 # What every benchmark run gets.
 common=(--threads "$threads" "${extra[@]}")
 unset OPENBLAS_CORETYPE
-export OMP_WAIT_POLICY=PASSIVE
+# Both sides run with OpenMP's default wait policy: OMP_WAIT_POLICY=PASSIVE
+# (set here until 2026-11-23) made mixpeft's LoRA step 1.2-1.6x slower.
+unset OMP_WAIT_POLICY
 mkdir -p "$out"
 results="$out/results.jsonl"
 : > "$results"
@@ -47,7 +52,7 @@ if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then bf16_gemm=1; else
   echo "perf.sh: this CPU has no AVX-512 BF16: the bf16 runs are skipped" >&2
 fi
 
-if wants train || wants infer; then
+if wants train || wants infer || wants ratio; then
   cmake --build "$build_dir" -j"$(nproc)" --target train_bench infer_bench >/dev/null
 fi
 
@@ -95,6 +100,19 @@ if wants peer; then
   fi
 fi
 
+# The headline ratio: one LoRA step process of each, alternating, so that
+# the machine's drifts hit both alike; the ratio of each round's medians.
+if wants ratio; then
+  if [[ -n "$py" ]]; then
+    for ((i = 1; i <= rounds; ++i)); do
+      run "$build_dir/bench/train_bench" --method lora --steps 7 "${common[@]}"
+      run "$py" bench/peer_pytorch.py train --method lora --steps 7 "${common[@]}"
+    done
+  else
+    echo "perf.sh: no python3 imports torch; the ratio rounds are skipped" >&2
+  fi
+fi
+
 python3 - "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -106,4 +124,14 @@ for r in rows:
     ratio = f"{r['median_ratio_to_base']:.3f}" if "median_ratio_to_base" in r else ""
     print(f"{r['impl']:16} {r['bench']:9} {r['method']:15} {mode:22} {r.get('batch', ''):>5} "
           f"{r['tokens_per_s']:9.1f} {med:9.4f} {ratio:>7} {r['peak_rss_mib']:9.0f}")
+# Rounds: a mixpeft LoRA train row directly followed by the peer's.
+pairs = [(a, b) for a, b in zip(rows, rows[1:])
+         if a["impl"] == "mixpeft" and b["impl"] != "mixpeft" and a["bench"] == b["bench"] == "train"
+         and a["method"] == b["method"] == "lora" and not a.get("autocast") and not b.get("autocast")
+         and a.get("dtype", "fp32") == "fp32"]
+if pairs:
+    ratios = sorted(a["tokens_per_s"] / b["tokens_per_s"] for a, b in pairs)
+    print(f"\nLoRA step, mixpeft / peer, {len(pairs)} adjacent pairs: "
+          + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" for a, b in pairs)
+          + f"; median {ratios[len(ratios) // 2]:.2f}")
 EOF

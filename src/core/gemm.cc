@@ -6,6 +6,7 @@
 #include <string>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include "mixpeft/error.h"
 
@@ -112,6 +113,7 @@ bool mm_cpu_applies(const at::Tensor& a, const at::Tensor& b) {
 at::Tensor mm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, const at::Tensor& bias) {
   if (!mm_cpu_applies(a_in, b_in) || (bias.defined() && bias.scalar_type() != at::kFloat))
     return bias.defined() ? at::addmm(bias, a_in, b_in) : at::mm(a_in, b_in);
+  RECORD_FUNCTION("mixpeft::mm_cpu", std::vector<c10::IValue>{});  // visible to LibTorch's profiler
   MIXPEFT_CHECK(a_in.size(1) == b_in.size(0), ErrorKind::kInvalidArgument, "mm_cpu: shapes ", a_in.sizes(),
                 " and ", b_in.sizes(), " cannot be multiplied");
   Operand oa = operand_of(a_in), ob = operand_of(b_in);

@@ -6,6 +6,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include "core/gemm.h"
@@ -207,6 +208,7 @@ struct BlockAttention : torch::autograd::Function<BlockAttention> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& bias_or_empty, double scale) {
     // An undefined tensor cannot be a Function input: no bias comes as an empty one.
+    RECORD_FUNCTION("mixpeft::attention", std::vector<c10::IValue>{});  // visible to LibTorch's profiler
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = v.size(3);
     // The bias broadcasts over batch and heads when those are 1, and over
     // queries ([B, 1, 1, S] key masks): each block gets a [T, S] copy.
