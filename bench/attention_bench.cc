@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/gemm.h"
 #include "mixpeft/nn.h"
 #include "mixpeft/runtime.h"
 
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
     }
     const double f_ms = median(fwd), b_ms = median(bwd);
     nlohmann::json j{{"bench", "attention"}, {"impl", name},   {"batch", B},     {"heads", H},
-                     {"seq", T},             {"head_dim", D},  {"threads", threads},
+                     {"seq", T},             {"head_dim", D},  {"threads", threads}, {"gemm", mixpeft::cpu_gemm_backend()},
                      {"forward_ms", f_ms},   {"backward_ms", b_ms},
                      {"gflops", gflop / ((f_ms + b_ms) / 1e3)}};
     std::printf("%s\n", j.dump().c_str());

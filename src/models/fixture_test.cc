@@ -1,12 +1,17 @@
 // Every architecture against Hugging Face's own outputs (tests/data/fixtures,
-// made with transformers 4.40.2; see its README.txt). Tolerance 1e-4 max
-// absolute error at real (unpadded) tokens.
+// made with transformers 4.40.2; see its README.txt), at real (unpadded)
+// tokens. With ATen's matrix products (MIXPEFT_GEMM=aten, which ctest runs as
+// models_fixture_bit_exact) the outputs are HF's to the bit; with oneDNN's
+// (the default where LibTorch brings it, src/core/gemm.h) products sum in
+// another order, and the outputs may differ by float rounding: at most 1e-5
+// (about 3e-6 seen).
 #include <algorithm>
 #include <iostream>
 #include <set>
 
 #include <gtest/gtest.h>
 
+#include "core/gemm.h"
 #include "mixpeft/model.h"
 #include "mixpeft/reference.h"
 #include "models/test_util.h"
@@ -14,7 +19,8 @@
 namespace mixpeft {
 namespace {
 
-constexpr double kTol = 1e-4;
+// 0 (bit for bit) with ATen's GEMM, rounding with oneDNN's.
+double tolerance() { return onednn_gemm_available() ? 1e-5 : 0.0; }
 
 class FixtureTest : public ::testing::TestWithParam<std::string> {};
 
@@ -28,7 +34,7 @@ TEST_P(FixtureTest, MatchesHuggingFace) {
   std::set<std::string> compared;
   double worst = 0;  // reported, so a drift shows before it fails
   for (const auto& r : rows) {
-    EXPECT_LT(r.max_abs_error, kTol) << arch << " " << r.name;
+    EXPECT_LE(r.max_abs_error, tolerance()) << arch << " " << r.name << " (GEMM: " << cpu_gemm_backend() << ")";
     EXPECT_GT(r.values, 0) << r.name;
     compared.insert(r.name);
     worst = std::max(worst, r.max_abs_error);

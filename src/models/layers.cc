@@ -300,10 +300,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
   const bool same_dtype = key.scalar_type() == q.scalar_type() && value.scalar_type() == q.scalar_type() &&
                           (!bias.defined() || bias.scalar_type() == q.scalar_type());
+  // Without oneDNN (MIXPEFT_GEMM=aten) the blocks would go through ATen's mm
+  // one by one, slower than the composite's batched matmul (attention_bench).
   if (q.device().is_cpu() && q.scalar_type() == at::kFloat && same_dtype && !autocasting() &&
+      onednn_gemm_available() &&
       (!bias.defined() || !bias.requires_grad()))
     return BlockAttention::apply(q, key, value, bias.defined() ? bias : at::empty({0}, q.options()), scale);
-  // Elsewhere (CUDA, bf16, autocast) the composite. In place: the same values
+  // Elsewhere (CUDA, bf16, autocast, no oneDNN) the composite. In place: the same values
   // as (q k^T) * scale + bias, without two more [B, H, T, S] tensors
   // (matmul's backward needs q and k, not its output). Under autocast the
   // scores are bf16 and the bias float: that sum promotes.

@@ -402,7 +402,14 @@ TEST_F(ServerTest, FullQueueAnswers503AndMetricsCountEverything) {
   EXPECT_EQ(ok, 2);
   EXPECT_EQ(call("POST", "/v1/classify", R"({"profile": "p1", "text": "a"})").status, 200);
 
+  // Requests are counted once their response is written (httplib's logger),
+  // so the client can read /metrics a moment before its own reply counts.
+  const std::string third_200 = "mixpeft_serve_requests_total{endpoint=\"POST /v1/classify\",code=\"200\"} 3";
   Reply m = call("GET", "/metrics");
+  for (int i = 0; i < 200 && m.text.find(third_200) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = call("GET", "/metrics");
+  }
   ASSERT_EQ(m.status, 200);
   EXPECT_NE(m.text.find("mixpeft_serve_requests_total{endpoint=\"POST /v1/classify\",code=\"200\"} 3"), std::string::npos)
       << m.text;
