@@ -82,26 +82,13 @@ const char* cpu_gemm_backend() { return backend().name.c_str(); }
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const DnnlSgemm f = backend().sgemm;
+  MIXPEFT_CHECK(f != nullptr, ErrorKind::kInternal, "mixpeft::sgemm called without oneDNN (", cpu_gemm_backend(),
+                "): callers check onednn_gemm_available() first");
   if (M == 0 || N == 0) return;
-  if (const DnnlSgemm f = backend().sgemm) {
-    const int status = f(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    MIXPEFT_CHECK(status == 0, ErrorKind::kInternal, "dnnl_sgemm failed with status ", status, " (M ", M,
-                  ", N ", N, ", K ", K, ", lda ", lda, ", ldb ", ldb, ", ldc ", ldc, ")");
-    return;
-  }
-  const auto opts = at::TensorOptions().dtype(at::kFloat);
-  // from_blob does not own the memory; the views are the stored layouts.
-  at::Tensor a = trans_a ? at::from_blob(const_cast<float*>(A), {K, M}, {lda, 1}, opts).t()
-                         : at::from_blob(const_cast<float*>(A), {M, K}, {lda, 1}, opts);
-  at::Tensor b = trans_b ? at::from_blob(const_cast<float*>(B), {N, K}, {ldb, 1}, opts).t()
-                         : at::from_blob(const_cast<float*>(B), {K, N}, {ldb, 1}, opts);
-  at::Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
-  if (beta == 0.0f) {
-    at::mm_out(c, a, b);
-    if (alpha != 1.0f) c.mul_(alpha);
-  } else {
-    c.addmm_(a, b, beta, alpha);
-  }
+  const int status = f(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  MIXPEFT_CHECK(status == 0, ErrorKind::kInternal, "dnnl_sgemm failed with status ", status, " (M ", M, ", N ", N,
+                ", K ", K, ", lda ", lda, ", ldb ", ldb, ", ldc ", ldc, ")");
 }
 
 bool mm_cpu_applies(const at::Tensor& a, const at::Tensor& b) {

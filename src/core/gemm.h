@@ -29,9 +29,10 @@ const char* cpu_gemm_backend();
 
 // Row-major C[M, N] = alpha op(A) op(B) + beta C, with op(A) [M, K] and
 // op(B) [K, N]; lda/ldb/ldc are row strides of A, B, C as stored. With
-// beta 0, C's contents are ignored. oneDNN when available, else ATen's mm on
-// the same memory. Runs on the calling thread's OpenMP threads (one inside
-// a parallel region).
+// beta 0, C's contents are ignored. oneDNN only: callers check
+// onednn_gemm_available() first (kInternal otherwise) and keep ATen's
+// tensor ops where it is false. Runs on the calling thread's OpenMP threads
+// (one inside a parallel region).
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 

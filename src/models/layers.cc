@@ -300,8 +300,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
   const bool same_dtype = key.scalar_type() == q.scalar_type() && value.scalar_type() == q.scalar_type() &&
                           (!bias.defined() || bias.scalar_type() == q.scalar_type());
-  // Without oneDNN (MIXPEFT_GEMM=aten) the blocks would go through ATen's mm
-  // one by one, slower than the composite's batched matmul (attention_bench).
+  // The blocks need oneDNN's sgemm; without it (MIXPEFT_GEMM=aten) ATen's mm
+  // block by block was slower than the composite's batched matmul
+  // (attention_bench).
   if (q.device().is_cpu() && q.scalar_type() == at::kFloat && same_dtype && !autocasting() &&
       onednn_gemm_available() &&
       (!bias.defined() || !bias.requires_grad()))
