@@ -1,6 +1,7 @@
 // The attention kernel of issue 7's workload on its own: forward and backward
 // of nn::attention (causal, q/k/v [B, H, T, D]) against LibTorch's composite
-// (matmul, softmax, matmul), median of --iters after --warmup. Prints one JSON
+// (matmul, softmax, matmul), and with bf16 products (nn::Bf16MatmulGuard)
+// where the CPU has them, median of --iters after --warmup. Prints one JSON
 // line per implementation with milliseconds and the GFLOP/s of the
 // multiplications a full (unmasked) attention does.
 //
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed runs")->capture_default_str();
   app.add_option("--iters", iters, "timed runs")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  mixpeft::prefer_avx512_kernels();
   at::set_num_threads(threads);
   mixpeft::use_caching_cpu_allocator();
 
@@ -79,6 +81,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
   };
   time("mixpeft", fused);
+  if (mixpeft::onednn_bf16_gemm_available()) {
+    mixpeft::nn::Bf16MatmulGuard bf16;  // bf16 products, fp32 softmax and outputs
+    time("mixpeft-bf16", fused);
+  }
   time("composite", composite);
   return 0;
 }

@@ -147,6 +147,7 @@ void forward_bench(const Options& o, const std::vector<std::pair<std::string, Mo
 
 int run(const Options& o) {
   bench::warn_coretype();
+  prefer_avx512_kernels();
   set_num_threads(o.w.threads);
   use_caching_cpu_allocator();
   LoadOptions lo;

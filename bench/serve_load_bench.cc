@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-window-us", o.window_us, "Server batching window (default 2000)");
   app.add_option("--seq-len", o.seq_len, "Tokens per request (default 16)");
   CLI11_PARSE(app, argc, argv);
+  prefer_avx512_kernels();
   set_num_threads(o.threads);
   use_caching_cpu_allocator();
 

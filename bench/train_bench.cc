@@ -9,7 +9,8 @@
 //   OPENBLAS_CORETYPE= build/bench/train_bench --method lora --threads 2
 //   build/bench/train_bench --method adamix-lora --consistency
 //   build/bench/train_bench --method lora --dtype bf16        # bf16 weights and activations, fp32 adapters
-//   build/bench/train_bench --method lora --autocast          # fp32 weights, bf16 autocast (mixpeft train --bf16)
+//   build/bench/train_bench --method lora --bf16              # frozen products in bf16, the rest fp32 (mixpeft train --bf16)
+//   build/bench/train_bench --method lora --autocast          # fp32 weights, LibTorch's bf16 autocast
 //
 // bench/peer_pytorch.py runs the same workload in PyTorch; bench/perf.sh runs both.
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "core/gemm.h"
 #include "mixpeft/adamix.h"
 #include "mixpeft/model.h"
+#include "mixpeft/nn.h"
 #include "mixpeft/peft.h"
 #include "mixpeft/runtime.h"
 #include "train/internal.h"
@@ -38,7 +40,7 @@ namespace {
 struct Options {
   std::string method = "lora";
   std::string dtype = "fp32";
-  bool autocast = false, consistency = false;
+  bool autocast = false, bf16 = false, consistency = false;
   int64_t batch = 8, seq = 128, warmup = 2, steps = 5;
   bench::Workload w;
   std::string profile;
@@ -52,6 +54,7 @@ at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& ids) {
 
 int run(const Options& o) {
   bench::warn_coretype();
+  prefer_avx512_kernels();
   set_num_threads(o.w.threads);
   use_caching_cpu_allocator();
   LoadOptions lo;
@@ -87,6 +90,11 @@ int run(const Options& o) {
   train::AdamWOptions ao;
   ao.lr = 1e-4;
   train::AdamW opt(params, std::vector<bool>(params.size(), false), ao);
+  // What mixpeft train --bf16 holds for the whole run (the bf16 weight copies
+  // live as long as it does); each step nests another, as the trainer's do.
+  nn::Bf16MatmulGuard bf16_run(o.bf16);
+  MIXPEFT_CHECK(!o.bf16 || bf16_run.enabled(), ErrorKind::kUnsupported, "--bf16 needs oneDNN's bf16 GEMM (",
+                cpu_bf16_gemm_backend(), ")");
 
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.w.seed + 1);
   ModelInputs in;
@@ -103,6 +111,7 @@ int run(const Options& o) {
     at::Tensor loss;
     {
       train::AutocastGuard autocast(o.autocast);
+      train::Bf16Guard bf16(o.bf16, c10::Device(c10::kCPU));
       at::Tensor logits = model->forward(in).logits;
       loss = lm_loss(logits, in.input_ids);
       if (o.consistency) {
@@ -124,6 +133,7 @@ int run(const Options& o) {
                      {"method", o.method},
                      {"dtype", o.dtype},
                      {"autocast", o.autocast},
+                     {"bf16_matmul", o.bf16},
                      {"consistency", o.consistency},
                      {"threads", o.w.threads},
                      {"gemm", cpu_gemm_backend()},
@@ -136,6 +146,8 @@ int run(const Options& o) {
                      {"median_step_s", med},
                      {"tokens_per_s", static_cast<double>(o.batch * o.seq) / med},
                      {"peak_rss_mib", bench::peak_rss_mib()},
+                     {"cpu_cache_hits", cpu_cache_stats().hits},
+                     {"cpu_cache_misses", cpu_cache_stats().misses},
                      {"last_loss", loss_value}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
@@ -151,7 +163,8 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "fp32, or bf16: frozen weights and activations in bf16, adapters fp32")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
-  app.add_flag("--autocast", o.autocast, "bf16 autocast over fp32 weights (what mixpeft train --bf16 does)");
+  app.add_flag("--bf16", o.bf16, "frozen products in bf16 with fp32 sums, the rest fp32 (what mixpeft train --bf16 does)");
+  app.add_flag("--autocast", o.autocast, "LibTorch's bf16 autocast over fp32 weights");
   app.add_flag("--consistency", o.consistency, "AdaMix: a second forward and the symmetric-KL term");
   app.add_option("--batch", o.batch, "rows per step")->capture_default_str();
   app.add_option("--seq", o.seq, "tokens per row")->capture_default_str();

@@ -19,6 +19,7 @@ set -euo pipefail
 APT_PACKAGES=(
   build-essential cmake git pkg-config
   libtorch-dev libgloo-dev
+  libdnnl-dev                 # oneDNN's headers (LibTorch links the library): batched attention products
   libopenblas0-openmp         # fast BLAS that obeys --threads (the pthread build does not)
   nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libgtest-dev
   libtomlplusplus-dev          # TOML job files (mixpeft train jobs/x.toml)

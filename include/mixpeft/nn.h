@@ -39,17 +39,51 @@ class LinearImpl : public torch::nn::Module {
 TORCH_MODULE(Linear);
 
 // x [..., K] @ w [K, N] (+ bias [N]) for a frozen w and bias (neither
-// requires grad, or grad mode is off), on the CPU in float32: oneDNN's GEMM
-// (src/core/gemm.h) forward and, when x requires grad, a backward that
-// computes x's gradient only. w may be a transposed view ([out, in].t()).
-// Returns an undefined tensor where it does not apply (CUDA, other dtypes,
-// autocast, trainable weights, no oneDNN), so that callers keep their own
-// ATen expression there.
+// requires grad, or grad mode is off), on the CPU in float32 or bfloat16:
+// oneDNN's GEMM (src/core/gemm.h) forward and, when x requires grad, a
+// backward that computes x's gradient only. w may be a transposed view
+// ([out, in].t()). bf16 operands are summed in fp32 and rounded once. Under
+// Bf16MatmulGuard, fp32 x and w multiply as bf16 (x rounded per call, w
+// through a bf16 copy made once) with an fp32 result. Returns an undefined
+// tensor where it does not apply (CUDA, mixed dtypes, autocast, trainable
+// weights, no oneDNN for the dtype), so that callers keep their own ATen
+// expression there.
 at::Tensor frozen_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = at::Tensor());
+
+// While one is alive on this thread, frozen fp32 products on the CPU
+// (frozen_matmul: Linear / Conv1D layers, tied LM heads; forward and the
+// input's gradient) run in bfloat16 with fp32 accumulation and fp32 results,
+// through oneDNN's bf16 GEMM: about twice fp32's rate on CPUs with AVX-512
+// BF16. Everything else (norms, activations, attention, softmax, losses,
+// adapters and trainable weights) stays fp32. Each frozen weight is copied
+// to bf16 once and kept until the last guard ends (in-place changes to a
+// weight make a new copy). A no-op, with active() false, when disabled or
+// where oneDNN's bf16 GEMM is not available (onednn_bf16_gemm_available()).
+class Bf16MatmulGuard {
+ public:
+  explicit Bf16MatmulGuard(bool enabled = true);
+  ~Bf16MatmulGuard();
+  Bf16MatmulGuard(const Bf16MatmulGuard&) = delete;
+  Bf16MatmulGuard& operator=(const Bf16MatmulGuard&) = delete;
+  bool enabled() const { return enabled_; }
+  // Whether a guard is alive on this thread.
+  static bool active();
+  // bf16 weight copies held now (all threads).
+  static size_t cached_weights();
+
+ private:
+  bool enabled_;
+};
 
 // Logits of a head tied to the input embeddings [V, d]: x @ embeddings^T
 // (frozen_matmul's path when it applies, else ATen's matmul).
 at::Tensor tied_lm_head(const at::Tensor& x, const at::Tensor& embeddings);
+
+// x [..., in] w^T (+ bias), w [out, in], for trainable or frozen w: on the
+// CPU in fp32 every product (forward and the wanted gradients) runs on
+// oneDNN's sgemm, elsewhere torch::nn::functional::linear. For the small
+// trainable layers of adapters (LoRA's A, AdaMix's experts, bottlenecks).
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = at::Tensor());
 
 // base_out + scaling * down B^T, where down = h A^T [..., r] is a low-rank
 // adapter's first product and B is [out, r]: the update is accumulated by one

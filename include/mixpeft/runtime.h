@@ -19,6 +19,19 @@ int default_num_threads();
 // Sets LibTorch's intra-op thread count (and OpenMP's); n <= 0 means default.
 void set_num_threads(int n);
 
+// Has ATen run its AVX-512 kernels on CPUs with AVX-512 (F, BW, VL, DQ):
+// Debian's LibTorch 1.13 picks its AVX2 ones there unless told otherwise,
+// and the AVX-512 builds of tanh, exp, GELU's derivative and the bf16
+// conversions run about twice as fast (docs/PERFORMANCE.md). It sets
+// ATEN_CPU_CAPABILITY=avx512 when that variable is unset, so it must run
+// before the process's first tensor operation (ATen reads the variable
+// once); a value the user set is kept. Returns what ATen uses, as
+// at::show_config() reports it ("AVX512", "AVX2", ...).
+std::string prefer_avx512_kernels();
+
+// The CPU kernels ATen uses ("AVX512", "AVX2", "DEFAULT"), from at::show_config().
+std::string aten_cpu_capability();
+
 // Makes LibTorch's CPU tensors come from an allocator that keeps freed large
 // blocks (1 MiB and up) for reuse, up to `max_cached_bytes` held free,
 // instead of handing them back to the OS: glibc unmaps every block over its

@@ -20,6 +20,10 @@ namespace {
 // row-major; dnnl_dim_t is int64_t and dnnl_status_t an enum (0 = success).
 using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                           int64_t, float, float*, int64_t);
+// dnnl_gemm_bf16bf16f32: the same, with bf16 A and B (uint16_t bit patterns)
+// and an fp32 C; exported by oneDNN 2.x though not declared in dnnl.h.
+using DnnlGemmBf16 = int (*)(char, char, int64_t, int64_t, int64_t, float, const uint16_t*, int64_t,
+                             const uint16_t*, int64_t, float, float*, int64_t);
 struct DnnlVersion {
   int major, minor, patch;
   const char* hash;
@@ -29,28 +33,61 @@ using DnnlVersionFn = const DnnlVersion* (*)();
 
 struct Backend {
   DnnlSgemm sgemm = nullptr;
-  std::string name;
+  DnnlGemmBf16 gemm_bf16 = nullptr;
+  std::string name, bf16_name;
 };
+
+// Whether the CPU multiplies bf16 natively (AVX-512 BF16 or AMX): oneDNN's
+// bf16 GEMM emulates it with plain AVX-512 elsewhere, slower than fp32, and
+// refuses to run without AVX-512.
+bool cpu_has_native_bf16() {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f")) return false;
+  // CPUID leaf 7, sub-leaf 1: EAX bit 5 is AVX512_BF16; leaf 7, sub-leaf 0:
+  // EDX bit 22 is AMX-BF16.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
+  const bool avx512_bf16 = (a >> 5) & 1;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+  const bool amx_bf16 = (d >> 22) & 1;
+  return avx512_bf16 || amx_bf16;
+}
 
 const Backend& backend() {
   static const Backend b = [] {
     Backend r;
     const char* env = std::getenv("MIXPEFT_GEMM");
     if (env && std::string(env) == "aten") {
-      r.name = "ATen (MIXPEFT_GEMM=aten)";
+      r.name = r.bf16_name = "ATen (MIXPEFT_GEMM=aten)";
       return r;
     }
     // RTLD_DEFAULT: the libraries already loaded (LibTorch brings libdnnl.so.2).
     r.sgemm = reinterpret_cast<DnnlSgemm>(dlsym(RTLD_DEFAULT, "dnnl_sgemm"));
     if (!r.sgemm) {
-      r.name = "ATen (no dnnl_sgemm in the loaded libraries)";
+      r.name = r.bf16_name = "ATen (no dnnl_sgemm in the loaded libraries)";
       return r;
     }
     r.name = "oneDNN";
+    r.gemm_bf16 = reinterpret_cast<DnnlGemmBf16>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
+    if (!r.gemm_bf16) {
+      r.bf16_name = "ATen (no dnnl_gemm_bf16bf16f32 in the loaded libraries)";
+    } else if (!cpu_has_native_bf16()) {
+      r.gemm_bf16 = nullptr;
+      r.bf16_name = "ATen (this CPU has no AVX-512 BF16 or AMX)";
+    } else {
+      // A first product tells whether this oneDNN runs it here at all.
+      const uint16_t one = 0x3f80;  // 1.0 in bf16
+      float c = 0.0f;
+      if (r.gemm_bf16('N', 'N', 1, 1, 1, 1.0f, &one, 1, &one, 1, 0.0f, &c, 1) != 0 || c != 1.0f) {
+        r.gemm_bf16 = nullptr;
+        r.bf16_name = "ATen (dnnl_gemm_bf16bf16f32 refused a 1x1 product)";
+      }
+    }
     if (auto version = reinterpret_cast<DnnlVersionFn>(dlsym(RTLD_DEFAULT, "dnnl_version"))) {
       const DnnlVersion* v = version();
       r.name += " " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
     }
+    if (r.gemm_bf16) r.bf16_name = r.name;
     return r;
   }();
   return b;
@@ -80,6 +117,24 @@ bool onednn_gemm_available() { return backend().sgemm != nullptr; }
 
 const char* cpu_gemm_backend() { return backend().name.c_str(); }
 
+bool onednn_bf16_gemm_available() { return backend().gemm_bf16 != nullptr; }
+
+const char* cpu_bf16_gemm_backend() { return backend().bf16_name.c_str(); }
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const c10::BFloat16* A,
+               int64_t lda, const c10::BFloat16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const DnnlGemmBf16 f = backend().gemm_bf16;
+  MIXPEFT_CHECK(f != nullptr, ErrorKind::kInternal, "mixpeft::gemm_bf16 called without oneDNN's bf16 GEMM (",
+                cpu_bf16_gemm_backend(), "): callers check onednn_bf16_gemm_available() first");
+  if (M == 0 || N == 0) return;
+  static_assert(sizeof(c10::BFloat16) == sizeof(uint16_t), "bf16 is 16 bits");
+  const int status = f(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha,
+                       reinterpret_cast<const uint16_t*>(A), lda, reinterpret_cast<const uint16_t*>(B), ldb, beta,
+                       C, ldc);
+  MIXPEFT_CHECK(status == 0, ErrorKind::kInternal, "dnnl_gemm_bf16bf16f32 failed with status ", status, " (M ", M,
+                ", N ", N, ", K ", K, ", lda ", lda, ", ldb ", ldb, ", ldc ", ldc, ")");
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const DnnlSgemm f = backend().sgemm;
@@ -92,14 +147,20 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 }
 
 bool mm_cpu_applies(const at::Tensor& a, const at::Tensor& b) {
-  return onednn_gemm_available() && a.device().is_cpu() && b.device().is_cpu() &&
-         a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.dim() == 2 && b.dim() == 2 &&
-         !a.is_sparse() && !b.is_sparse() && !a.is_conj() && !b.is_conj();
+  if (!a.device().is_cpu() || !b.device().is_cpu() || a.dim() != 2 || b.dim() != 2 || a.is_sparse() ||
+      b.is_sparse() || a.is_conj() || b.is_conj() || a.scalar_type() != b.scalar_type())
+    return false;
+  if (a.scalar_type() == at::kFloat) return onednn_gemm_available();
+  return a.scalar_type() == at::kBFloat16 && onednn_bf16_gemm_available();
 }
 
 at::Tensor mm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, const at::Tensor& bias) {
-  if (!mm_cpu_applies(a_in, b_in) || (bias.defined() && bias.scalar_type() != at::kFloat))
-    return bias.defined() ? at::addmm(bias, a_in, b_in) : at::mm(a_in, b_in);
+  const bool applies = mm_cpu_applies(a_in, b_in) &&
+                       (!bias.defined() || bias.scalar_type() == at::kFloat || bias.scalar_type() == a_in.scalar_type());
+  if (!applies) {
+    at::Tensor y = bias.defined() ? at::addmm(bias, a_in, b_in) : at::mm(a_in, b_in);
+    return a_in.scalar_type() == at::kBFloat16 && b_in.scalar_type() == at::kBFloat16 ? y.to(at::kFloat) : y;
+  }
   RECORD_FUNCTION("mixpeft::mm_cpu", std::vector<c10::IValue>{});  // visible to LibTorch's profiler
   MIXPEFT_CHECK(a_in.size(1) == b_in.size(0), ErrorKind::kInvalidArgument, "mm_cpu: shapes ", a_in.sizes(),
                 " and ", b_in.sizes(), " cannot be multiplied");
@@ -109,7 +170,7 @@ at::Tensor mm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, const at::Tens
   if (!oa.ok) oa = operand_of(a);
   if (!ob.ok) ob = operand_of(b);
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
-  at::Tensor c = at::empty({M, N}, a.options());
+  at::Tensor c = at::empty({M, N}, a.options().dtype(at::kFloat));
   float beta = 0.0f;
   if (bias.defined()) {
     // A copy, never a view: expand(...).contiguous() of one row is the bias
@@ -118,8 +179,12 @@ at::Tensor mm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, const at::Tens
     beta = 1.0f;
   }
   if (K == 0) return bias.defined() ? c : c.zero_();
-  sgemm(oa.trans, ob.trans, M, N, K, 1.0f, a.data_ptr<float>(), oa.ld, b.data_ptr<float>(), ob.ld, beta,
-        c.data_ptr<float>(), N);
+  if (a.scalar_type() == at::kBFloat16)
+    gemm_bf16(oa.trans, ob.trans, M, N, K, 1.0f, a.data_ptr<c10::BFloat16>(), oa.ld, b.data_ptr<c10::BFloat16>(),
+              ob.ld, beta, c.data_ptr<float>(), N);
+  else
+    sgemm(oa.trans, ob.trans, M, N, K, 1.0f, a.data_ptr<float>(), oa.ld, b.data_ptr<float>(), ob.ld, beta,
+          c.data_ptr<float>(), N);
   return c;
 }
 

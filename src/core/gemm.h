@@ -1,4 +1,5 @@
-// fp32 matrix products on the CPU through oneDNN's sgemm when it is there.
+// Matrix products on the CPU through oneDNN's GEMMs when they are there:
+// fp32 (sgemm) and bf16 inputs with fp32 accumulation and output.
 //
 // LibTorch 1.13 multiplies fp32 matrices with the system BLAS (OpenBLAS on
 // Debian). Debian's LibTorch also links oneDNN (libdnnl.so.2), whose public
@@ -12,6 +13,10 @@
 //   mixpeft::sgemm(false, true, M, N, K, 1.f, a, K, b, K, 0.f, c, N);  // C = A B^T
 //   at::Tensor y = mixpeft::mm_cpu(x, w, bias);  // x [M, K] @ w [K, N] + bias, no autograd
 //
+// oneDNN's bf16 GEMM (dnnl_gemm_bf16bf16f32, exported though not in dnnl.h)
+// is used only on CPUs that multiply bf16 natively (AVX-512 BF16 or AMX);
+// elsewhere oneDNN emulates it, slower than fp32.
+//
 // $MIXPEFT_GEMM=aten turns oneDNN off (for comparisons); the choice is made
 // once per process.
 #pragma once
@@ -19,6 +24,7 @@
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/BFloat16.h>
 
 namespace mixpeft {
 
@@ -26,6 +32,12 @@ namespace mixpeft {
 bool onednn_gemm_available();
 // "oneDNN <version>" or "ATen (<why>)", for `mixpeft env` and benchmarks.
 const char* cpu_gemm_backend();
+
+// True when dnnl_gemm_bf16bf16f32 was found, ran a first product, the CPU
+// has AVX-512 BF16 or AMX, and $MIXPEFT_GEMM is not "aten".
+bool onednn_bf16_gemm_available();
+// "oneDNN <version>" or "ATen (<why>)" for bf16 products.
+const char* cpu_bf16_gemm_backend();
 
 // Row-major C[M, N] = alpha op(A) op(B) + beta C, with op(A) [M, K] and
 // op(B) [K, N]; lda/ldb/ldc are row strides of A, B, C as stored. With
@@ -36,13 +48,21 @@ const char* cpu_gemm_backend();
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// Whether mm_cpu takes the oneDNN path for these operands: CPU float32
-// 2-D matrices (any row- or column-major strides), oneDNN available.
+// gemm_bf16: sgemm's contract with bf16 A and B and an fp32 C; products are
+// exact in fp32 and summed in fp32. Callers check
+// onednn_bf16_gemm_available() first (kInternal otherwise).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const c10::BFloat16* A,
+               int64_t lda, const c10::BFloat16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Whether mm_cpu takes the oneDNN path for these operands: CPU 2-D
+// matrices (any row- or column-major strides), both float32 with sgemm
+// available or both bfloat16 with the bf16 GEMM available.
 bool mm_cpu_applies(const at::Tensor& a, const at::Tensor& b);
 
-// a [M, K] @ b [K, N] (+ bias [N] on every row), a new contiguous [M, N]
-// tensor, without autograd. oneDNN when mm_cpu_applies, else ATen's
-// mm/addmm (the same values within rounding).
+// a [M, K] @ b [K, N] (+ bias [N] on every row, fp32 or the operands'
+// dtype), a new contiguous float32 [M, N] tensor (bf16 operands too: their
+// products are summed in fp32), without autograd. oneDNN when
+// mm_cpu_applies, else ATen's mm/addmm (the same values within rounding).
 at::Tensor mm_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias = at::Tensor());
 
 }  // namespace mixpeft

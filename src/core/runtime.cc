@@ -2,10 +2,13 @@
 
 #include <sched.h>
 
+#include <cstdlib>
+
 #include <thread>
 
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <torch/cuda.h>
 
 #include "mixpeft/error.h"
@@ -36,6 +39,23 @@ int default_num_threads() {
   }
   unsigned hw = std::thread::hardware_concurrency();
   return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+std::string aten_cpu_capability() {
+  const std::string config = at::show_config();
+  const std::string key = "CPU capability usage: ";
+  const size_t at = config.find(key);
+  if (at == std::string::npos) return "unknown";
+  const size_t from = at + key.size();
+  return config.substr(from, config.find_first_of("\r\n", from) - from);
+}
+
+std::string prefer_avx512_kernels() {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (avx512) setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0);
+  return aten_cpu_capability();
 }
 
 void set_num_threads(int n) {

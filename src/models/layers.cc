@@ -1,14 +1,16 @@
 #include "mixpeft/nn.h"
 
 #include <cmath>
-#include <cstring>
 #include <limits>
+#include <mutex>
+#include <unordered_map>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
+#include "core/dnnl_matmul.h"
 #include "core/gemm.h"
 #include "mixpeft/error.h"
 
@@ -44,36 +46,126 @@ namespace {
 
 bool autocasting() { return at::autocast::is_cpu_enabled() || at::autocast::is_enabled(); }
 
+thread_local int bf16_matmul_depth = 0;
+
+// bf16 copies of frozen fp32 weights for Bf16MatmulGuard, made on first use
+// and kept until the last guard on any thread ends. An entry is used only
+// while it still describes the weight: the same storage (alive), offset,
+// shape, strides and version counter (an in-place change bumps it).
+class Bf16WeightCache {
+ public:
+  at::Tensor get(const at::Tensor& w) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry& e = entries_[w.data_ptr()];
+    if (!e.describes(w)) {
+      at::NoGradGuard no_grad;
+      e.storage = w.storage().getWeakStorageImpl();
+      e.sizes = w.sizes().vec();
+      e.strides = w.strides().vec();
+      e.version = w._version();
+      e.copy = at::empty_strided(w.sizes(), w.strides(), w.options().dtype(at::kBFloat16));
+      e.copy.copy_(w);
+    }
+    return e.copy;
+  }
+  void enter() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++scopes_;
+  }
+  void leave() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--scopes_ == 0) entries_.clear();
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_.size();
+  }
+
+ private:
+  struct Entry {
+    c10::weak_intrusive_ptr<c10::StorageImpl> storage{c10::intrusive_ptr<c10::StorageImpl>()};
+    std::vector<int64_t> sizes, strides;
+    uint32_t version = 0;
+    at::Tensor copy;
+    bool describes(const at::Tensor& w) const {
+      return copy.defined() && storage.lock().get() == w.storage().unsafeGetStorageImpl() &&
+             w.sizes().vec() == sizes && w.strides().vec() == strides && w._version() == version;
+    }
+  };
+  std::mutex mu_;
+  std::unordered_map<const void*, Entry> entries_;
+  int scopes_ = 0;
+};
+
+Bf16WeightCache& bf16_weights() {
+  static Bf16WeightCache* cache = new Bf16WeightCache();  // never destroyed: guards may outlive statics
+  return *cache;
+}
+
 // x w + bias for a frozen w: oneDNN's product forward, and only x's gradient
-// (grad w^T) backward. Autograd's own addmm would do the same work; this
-// saves its dispatch through OpenBLAS.
+// (grad w^T) backward. `w` is what the product uses (the weight, or its bf16
+// copy); an fp32 input multiplies a bf16 w as bf16 with an fp32 result, and
+// its gradient the same way. Autograd's own addmm would do the same work;
+// this saves its dispatch through OpenBLAS.
 struct FrozenMatmul : torch::autograd::Function<FrozenMatmul> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2d, const at::Tensor& w,
                             const at::Tensor& bias_or_empty) {
     ctx->save_for_backward({w});
-    return mm_cpu(x2d, w, bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty);
+    ctx->saved_data["dtype"] = static_cast<int64_t>(x2d.scalar_type());
+    return product(x2d, w, bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    return {mm_cpu(grad[0], ctx->get_saved_variables()[0].t()), at::Tensor(), at::Tensor()};
+    const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
+    return {product(grad[0], ctx->get_saved_variables()[0].t()).to(dtype), at::Tensor(), at::Tensor()};
+  }
+  // x [M, K] @ w [K, N] (+ bias) in x's dtype; in bf16 with an fp32 sum
+  // when w is bf16.
+  static at::Tensor product(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias = at::Tensor()) {
+    if (w.scalar_type() != at::kBFloat16) return mm_cpu(x, w, bias);
+    const at::Tensor y = mm_cpu(x.to(at::kBFloat16), w, bias);  // fp32
+    return y.to(x.scalar_type());
   }
 };
 
 }  // namespace
 
-at::Tensor frozen_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+Bf16MatmulGuard::Bf16MatmulGuard(bool enabled) : enabled_(enabled && onednn_bf16_gemm_available()) {
+  if (!enabled_) return;
+  ++bf16_matmul_depth;
+  bf16_weights().enter();
+}
+
+Bf16MatmulGuard::~Bf16MatmulGuard() {
+  if (!enabled_) return;
+  --bf16_matmul_depth;
+  bf16_weights().leave();
+}
+
+bool Bf16MatmulGuard::active() { return bf16_matmul_depth > 0; }
+
+size_t Bf16MatmulGuard::cached_weights() { return bf16_weights().size(); }
+
+at::Tensor frozen_matmul(const at::Tensor& x, const at::Tensor& w_in, const at::Tensor& bias) {
   const bool grad_mode = at::GradMode::is_enabled();
-  if (x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(0) || x.scalar_type() != at::kFloat ||
-      !x.device().is_cpu() || autocasting() || (grad_mode && w.requires_grad()))
+  const auto dtype = x.scalar_type();
+  if (x.dim() < 1 || w_in.dim() != 2 || x.size(-1) != w_in.size(0) || !x.device().is_cpu() || autocasting() ||
+      (grad_mode && w_in.requires_grad()) || w_in.scalar_type() != dtype ||
+      (dtype != at::kFloat && dtype != at::kBFloat16))
     return at::Tensor();
-  if (bias.defined() && (bias.scalar_type() != at::kFloat || bias.dim() != 1 || bias.size(0) != w.size(1) ||
-                         (grad_mode && bias.requires_grad())))
+  if (bias.defined() && ((bias.scalar_type() != at::kFloat && bias.scalar_type() != dtype) || bias.dim() != 1 ||
+                         bias.size(0) != w_in.size(1) || (grad_mode && bias.requires_grad())))
     return at::Tensor();
+  // fp32 weights multiply in bf16 under Bf16MatmulGuard (a copy made once),
+  // bf16 ones always.
+  const bool bf16 = dtype == at::kBFloat16 || Bf16MatmulGuard::active();
+  if (!(bf16 ? onednn_bf16_gemm_available() : onednn_gemm_available()) || x.is_sparse() || w_in.is_sparse())
+    return at::Tensor();
+  const at::Tensor w = dtype == at::kFloat && bf16 ? bf16_weights().get(w_in) : w_in;
   const at::Tensor flat = x.reshape({-1, x.size(-1)});
-  if (!mm_cpu_applies(flat, w)) return at::Tensor();
   at::Tensor y = grad_mode && x.requires_grad()
                      ? FrozenMatmul::apply(flat, w, bias.defined() ? bias : at::empty({0}, x.options()))
-                     : mm_cpu(flat, w, bias);
+                     : FrozenMatmul::product(flat, w, bias);
   auto sizes = x.sizes().vec();
   sizes.back() = w.size(1);
   return y.view(sizes);
@@ -88,10 +180,88 @@ at::Tensor tied_lm_head(const at::Tensor& x, const at::Tensor& embeddings) {
   return torch::matmul(x, embeddings.t());
 }
 
+namespace {
+
+// The fp32 CPU products of trainable layers on oneDNN's sgemm: LibTorch 1.13
+// sends them to OpenBLAS, which runs the skinny products of low-rank
+// adapters ([1024, 2304] x [2304, 8] and the like) about five times slower
+// (bench/gemm_bench).
+bool cpu_fp32_products(std::initializer_list<at::Tensor> ts) {
+  if (!onednn_gemm_available() || autocasting()) return false;
+  for (const at::Tensor& t : ts)
+    if (t.defined() && (!t.device().is_cpu() || t.scalar_type() != at::kFloat || t.is_sparse())) return false;
+  return true;
+}
+
+// x [M, in] w^T (+ bias): forward and every wanted gradient through mm_cpu.
+struct CpuLinear : torch::autograd::Function<CpuLinear> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2d, const at::Tensor& w,
+                            const at::Tensor& bias_or_empty) {
+    ctx->save_for_backward({x2d, w});
+    ctx->saved_data["bias"] = bias_or_empty.numel() != 0;
+    return mm_cpu(x2d, w.t(), bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& dy = grad[0];
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) dx = mm_cpu(dy, saved[1]);
+    if (ctx->needs_input_grad(1)) dw = mm_cpu(dy.t(), saved[0]);
+    if (ctx->needs_input_grad(2) && ctx->saved_data["bias"].toBool()) db = dy.sum(0);
+    return {dx, dw, db};
+  }
+};
+
+// base + scaling down B^T, one copy of base and one product forward; the
+// gradients of down and B backward (base's is the output's).
+struct LowRankAdd : torch::autograd::Function<LowRankAdd> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& base2d, const at::Tensor& down2d,
+                            const at::Tensor& B, double scaling) {
+    ctx->save_for_backward({down2d, B});
+    ctx->saved_data["scaling"] = scaling;
+    at::Tensor y = base2d.clone(at::MemoryFormat::Contiguous);
+    const at::Tensor d = down2d.contiguous(), b = B.contiguous();
+    // y [M, out] += scaling d [M, r] (b [out, r])^T
+    sgemm(false, true, y.size(0), y.size(1), d.size(1), static_cast<float>(scaling), d.data_ptr<float>(),
+          d.size(1), b.data_ptr<float>(), b.size(1), 1.0f, y.data_ptr<float>(), y.size(1));
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const double s = ctx->saved_data["scaling"].toDouble();
+    const at::Tensor& dy = grad[0];
+    at::Tensor d_down, dB;
+    if (ctx->needs_input_grad(1)) d_down = mm_cpu(dy, saved[1]).mul_(s);
+    if (ctx->needs_input_grad(2)) dB = mm_cpu(dy.t(), saved[0]).mul_(s);
+    return {ctx->needs_input_grad(0) ? dy : at::Tensor(), d_down, dB, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  if (x.dim() < 1 || w.dim() != 2 || !cpu_fp32_products({x, w, bias}) || (bias.defined() && bias.dim() != 1))
+    return torch::nn::functional::linear(x, w, bias);
+  const at::Tensor flat = x.reshape({-1, x.size(-1)});
+  const bool grad = at::GradMode::is_enabled() &&
+                    (x.requires_grad() || w.requires_grad() || (bias.defined() && bias.requires_grad()));
+  at::Tensor y = grad ? CpuLinear::apply(flat, w, bias.defined() ? bias : at::empty({0}, x.options()))
+                      : mm_cpu(flat, w.t(), bias);
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  return y.view(sizes);
+}
+
 at::Tensor add_low_rank(const at::Tensor& base_out, const at::Tensor& down, const at::Tensor& B, double scaling) {
   const int64_t out = base_out.size(-1), r = down.size(-1);
   if (base_out.scalar_type() != B.scalar_type() && !autocasting())
     return base_out + (torch::matmul(down, B.t()) * scaling).to(base_out.scalar_type());
+  if (cpu_fp32_products({base_out, down, B}) && base_out.numel() / out == down.numel() / r) {
+    const at::Tensor y = LowRankAdd::apply(base_out.reshape({-1, out}), down.reshape({-1, r}), B, scaling);
+    return y.view(base_out.sizes());
+  }
   auto y = torch::addmm(base_out.reshape({-1, out}), down.reshape({-1, r}), B.t(), 1.0, scaling);
   return y.view(base_out.sizes());
 }
@@ -114,10 +284,14 @@ namespace {
 // values are HF's to the bit, but run without autograd recording its seven
 // intermediates; the backward is ATen's fused derivative of the same tanh
 // approximation (one pass over x instead of the chain rule through seven ops).
+//
+// Under Bf16MatmulGuard the forward is ATen's fused tanh-GELU instead (one
+// pass, the same formula summed in another order: within an ulp or two of
+// the composite, far below the bf16 rounding of the products around it).
 struct NewGelu : torch::autograd::Function<NewGelu> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
     ctx->save_for_backward({x});
-    return composite(x);
+    return Bf16MatmulGuard::active() ? at::gelu(x, "tanh") : composite(x);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
@@ -183,106 +357,75 @@ at::Tensor attention_bias(const at::Tensor& key_mask, int64_t T, int64_t S, bool
 
 namespace {
 
-// Attention on the CPU, one (batch, head) block at a time in parallel: 1.13's
-// batched matmul multiplies the B x H small matrices one after another, each
-// with every thread (slow for 128 x 128 blocks), and its autograd keeps the
-// scores as well. Here each thread takes whole blocks and multiplies them with
-// single-threaded GEMMs on the blocks' memory (mixpeft::sgemm: oneDNN, about
-// a third faster than OpenBLAS at this size); the softmax and its backward run
-// once over all blocks. The values are the composite's below: scores =
-// scale q k^T + bias (scale folded into the GEMM), probs = softmax(scores),
-// out = probs v. Only the softmax output is kept for the backward.
-struct BlockAttention : torch::autograd::Function<BlockAttention> {
-  // Row pointer arithmetic for a [B, H, rows, D] operand whose last dimension
-  // is contiguous (heads() views of a [B, T, H, D] projection are).
-  struct Blocks {
-    at::Tensor t;
-    int64_t H;
-    explicit Blocks(const at::Tensor& x) : t(x.stride(3) == 1 ? x : x.contiguous()), H(x.size(1)) {}
-    const float* at(int64_t i) const {
-      return t.data_ptr<float>() + (i / H) * t.stride(0) + (i % H) * t.stride(1);
-    }
-    int64_t ld() const { return t.stride(2); }
-  };
+// Attention on the CPU with oneDNN's batched matmul (src/core/dnnl_matmul.h):
+// each product multiplies every (batch, head) block in one call, where
+// LibTorch 1.13's batched matmul multiplies the small blocks one after
+// another, each with every thread (src: bench/attention_bench). The values
+// are the composite's below: scores = scale q k^T + bias (the scale folded
+// into the product, the bias added by it), probs = softmax(scores), out =
+// probs v; only the softmax output is kept for the backward, whose products
+// also run batched.
+//
+// With `bf16` (under Bf16MatmulGuard) the products take bf16 copies of their
+// operands (q, k, v, the probabilities and the gradients, each rounded once)
+// and sum in fp32; the scores, the softmax, the outputs and the gradients
+// stay fp32.
+struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
+  // An operand as the products take it: itself, or a bf16 copy.
+  static at::Tensor operand(const at::Tensor& x, bool bf16) { return bf16 ? x.to(at::kBFloat16) : x; }
 
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
-                            const at::Tensor& v, const at::Tensor& bias_or_empty, double scale) {
+                            const at::Tensor& v, const at::Tensor& bias_or_empty, double scale, bool bf16) {
     // An undefined tensor cannot be a Function input: no bias comes as an empty one.
     RECORD_FUNCTION("mixpeft::attention", std::vector<c10::IValue>{});  // visible to LibTorch's profiler
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = v.size(3);
-    // The bias broadcasts over batch and heads when those are 1, and over
-    // queries ([B, 1, 1, S] key masks): each block gets a [T, S] copy.
-    at::Tensor bias;
-    if (bias_or_empty.numel() != 0)
-      bias = bias_or_empty.expand({bias_or_empty.size(0), bias_or_empty.size(1), T, S}).contiguous();
-    const Blocks qb(q), kb(k), vb(v);
     at::Tensor scores = at::empty({B, H, T, S}, q.options());
-    float* sp = scores.data_ptr<float>();
-    at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        float* s = sp + i * T * S;
-        if (bias.defined()) {  // [B or 1, H or 1, T, S]
-          const int64_t b = bias.size(0) == 1 ? 0 : i / H, h = bias.size(1) == 1 ? 0 : i % H;
-          std::memcpy(s, bias.data_ptr<float>() + (b * bias.size(1) + h) * T * S, T * S * sizeof(float));
-        }
-        sgemm(false, true, T, S, D, static_cast<float>(scale), qb.at(i), qb.ld(), kb.at(i), kb.ld(),
-              bias.defined() ? 1.0f : 0.0f, s, S);
-      }
-    });
+    // The bias broadcasts over batch and heads when those are 1, and over
+    // queries ([B, 1, 1, S] key masks); a copy, never the bias itself.
+    const bool with_bias = bias_or_empty.numel() != 0;
+    if (with_bias) scores.copy_(bias_or_empty.expand({B, H, T, S}));
+    const at::Tensor qo = operand(q, bf16), ko = operand(k, bf16), vo = operand(v, bf16);
+    dnnl_matmul(qo, ko.transpose(-1, -2), scores, static_cast<float>(scale), with_bias ? 1.0f : 0.0f);
     at::Tensor probs = at::_softmax(scores, -1, false);
     scores.reset();
     at::Tensor out = at::empty({B, H, T, D}, q.options());
-    const float* pp = probs.data_ptr<float>();
-    float* op = out.data_ptr<float>();
-    at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i)
-        sgemm(false, false, T, D, S, 1.0f, pp + i * T * S, S, vb.at(i), vb.ld(), 0.0f, op + i * T * D, D);
-    });
-    ctx->save_for_backward({qb.t, kb.t, vb.t, probs});
+    dnnl_matmul(operand(probs, bf16), vo, out, 1.0f, 0.0f);
+    ctx->save_for_backward({qo, ko, vo, probs});
     ctx->saved_data["scale"] = scale;
+    ctx->saved_data["bf16"] = bf16;
     return out;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto saved = ctx->get_saved_variables();
-    const Blocks qb(saved[0]), kb(saved[1]), vb(saved[2]);
-    const at::Tensor& probs = saved[3];
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &qo = saved[0], &ko = saved[1], &vo = saved[2], &probs = saved[3];
+    const bool bf16 = ctx->saved_data["bf16"].toBool();
     const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
-    const at::Tensor grad = grads[0].contiguous();
-    const int64_t B = probs.size(0), H = probs.size(1), T = probs.size(2), S = probs.size(3),
-                  D = grad.size(3);
-    const bool want_q = ctx->needs_input_grad(0), want_k = ctx->needs_input_grad(1),
-               want_v = ctx->needs_input_grad(2);
-    const auto opts = grad.options();
-    at::Tensor dq, dk, dv, dprobs;
-    if (want_q) dq = at::empty({B, H, T, D}, opts);
-    if (want_k) dk = at::empty({B, H, S, D}, opts);
-    if (want_v) dv = at::empty({B, H, S, D}, opts);
-    if (want_q || want_k) dprobs = at::empty({B, H, T, S}, opts);
-    const float *pp = probs.data_ptr<float>(), *gp = grad.data_ptr<float>();
-    at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const float *p = pp + i * T * S, *g = gp + i * T * D;
-        if (want_v) sgemm(true, false, S, D, T, 1.0f, p, S, g, D, 0.0f, dv.data_ptr<float>() + i * S * D, D);
-        if (dprobs.defined())
-          sgemm(false, true, T, S, D, 1.0f, g, D, vb.at(i), vb.ld(), 0.0f, dprobs.data_ptr<float>() + i * T * S, S);
-      }
-    });
-    if (dprobs.defined()) {
-      // d scores (the scale is applied in the products below).
-      const at::Tensor ds = at::_softmax_backward_data(dprobs, probs, -1, at::kFloat);
-      dprobs.reset();
-      const float* dsp = ds.data_ptr<float>();
-      at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) {
-          const float* d = dsp + i * T * S;
-          if (want_q) sgemm(false, false, T, D, S, scale, d, S, kb.at(i), kb.ld(), 0.0f, dq.data_ptr<float>() + i * T * D, D);
-          if (want_k) sgemm(true, false, S, D, T, scale, d, S, qb.at(i), qb.ld(), 0.0f, dk.data_ptr<float>() + i * S * D, D);
-        }
-      });
+    const at::Tensor go = operand(grads[0], bf16);
+    const int64_t B = probs.size(0), H = probs.size(1), T = probs.size(2), S = probs.size(3), D = go.size(3);
+    const auto opts = probs.options();
+    at::Tensor dq, dk, dv;
+    if (ctx->needs_input_grad(2)) {
+      dv = at::empty({B, H, S, D}, opts);
+      dnnl_matmul(operand(probs, bf16).transpose(-1, -2), go, dv, 1.0f, 0.0f);
     }
-    return {dq, dk, dv, at::Tensor(), at::Tensor()};
+    if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1)) {
+      at::Tensor dprobs = at::empty({B, H, T, S}, opts);
+      dnnl_matmul(go, vo.transpose(-1, -2), dprobs, 1.0f, 0.0f);
+      // d scores (the scale is applied in the products below).
+      const at::Tensor ds = operand(at::_softmax_backward_data(dprobs, probs, -1, at::kFloat), bf16);
+      dprobs.reset();
+      if (ctx->needs_input_grad(0)) {
+        dq = at::empty({B, H, T, D}, opts);
+        dnnl_matmul(ds, ko, dq, scale, 0.0f);
+      }
+      if (ctx->needs_input_grad(1)) {
+        dk = at::empty({B, H, S, D}, opts);
+        dnnl_matmul(ds.transpose(-1, -2), qo, dk, scale, 0.0f);
+      }
+    }
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -300,13 +443,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
   const bool same_dtype = key.scalar_type() == q.scalar_type() && value.scalar_type() == q.scalar_type() &&
                           (!bias.defined() || bias.scalar_type() == q.scalar_type());
-  // The blocks need oneDNN's sgemm; without it (MIXPEFT_GEMM=aten) ATen's mm
-  // block by block was slower than the composite's batched matmul
-  // (attention_bench).
   if (q.device().is_cpu() && q.scalar_type() == at::kFloat && same_dtype && !autocasting() &&
-      onednn_gemm_available() &&
-      (!bias.defined() || !bias.requires_grad()))
-    return BlockAttention::apply(q, key, value, bias.defined() ? bias : at::empty({0}, q.options()), scale);
+      dnnl_matmul_available() && (!bias.defined() || !bias.requires_grad()))
+    return BatchedAttention::apply(q, key, value, bias.defined() ? bias : at::empty({0}, q.options()), scale,
+                                   Bf16MatmulGuard::active());
   // Elsewhere (CUDA, bf16, autocast, no oneDNN) the composite. In place: the same values
   // as (q k^T) * scale + bias, without two more [B, H, T, S] tensors
   // (matmul's backward needs q and k, not its output). Under autocast the

@@ -1,6 +1,8 @@
-// nn::attention and nn::frozen_matmul against LibTorch's composite ops in
-// float64: the fast CPU paths (per-block GEMMs, oneDNN) must give the same
-// values and gradients for every layout the models hand them.
+// nn::attention, nn::frozen_matmul, nn::linear and nn::add_low_rank against
+// LibTorch's composite ops in float64: the fast CPU paths (per-block GEMMs,
+// oneDNN) must give the same values and gradients for every layout the
+// models hand them; under Bf16MatmulGuard, the values of bf16-rounded
+// operands summed in fp32.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -137,6 +139,165 @@ TEST(Sgemm, EveryTransposeAndStrideMatchesMm) {
               b_store.size(1), beta, c_store.data_ptr<float>(), c_store.size(1));
         EXPECT_LT(max_diff(c_store.narrow(1, 0, N), expected), 1e-5) << ta << tb << beta;
       }
+}
+
+TEST(GemmBf16, EveryTransposeAndStrideMatchesTheRoundedOperandsProduct) {
+  if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no bf16 GEMM here: " << cpu_bf16_gemm_backend();
+  torch::manual_seed(3);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.0f, 1.0f}) {
+        const int64_t M = 7, N = 5, K = 9;
+        at::Tensor a_store = torch::randn(ta ? std::vector<int64_t>{K, M + 3} : std::vector<int64_t>{M, K + 3})
+                                 .to(torch::kBFloat16);
+        at::Tensor b_store = torch::randn(tb ? std::vector<int64_t>{N, K + 2} : std::vector<int64_t>{K, N + 2})
+                                 .to(torch::kBFloat16);
+        at::Tensor a = ta ? a_store.narrow(1, 0, M).t() : a_store.narrow(1, 0, K);
+        at::Tensor b = tb ? b_store.narrow(1, 0, K).t() : b_store.narrow(1, 0, N);
+        at::Tensor c_store = torch::randn({M, N + 1});
+        // bf16 products are exact in fp32: only the fp32 sums round.
+        at::Tensor expected = 0.5 * torch::mm(a.to(torch::kDouble), b.to(torch::kDouble)) +
+                              beta * c_store.narrow(1, 0, N).to(torch::kDouble);
+        gemm_bf16(ta, tb, M, N, K, 0.5f, a_store.data_ptr<c10::BFloat16>(), a_store.size(1),
+                  b_store.data_ptr<c10::BFloat16>(), b_store.size(1), beta, c_store.data_ptr<float>(),
+                  c_store.size(1));
+        EXPECT_LT(max_diff(c_store.narrow(1, 0, N), expected), 1e-5) << ta << tb << beta;
+      }
+}
+
+at::Tensor bf16_rounded(const at::Tensor& t) { return t.detach().to(torch::kBFloat16).to(torch::kDouble); }
+
+TEST(Bf16MatmulGuard, FrozenProductsRoundTheirOperandsToBf16AndSumInFp32) {
+  Bf16MatmulGuard probe;
+  if (!probe.enabled()) GTEST_SKIP() << "no bf16 GEMM here: " << cpu_bf16_gemm_backend();
+  torch::manual_seed(4);
+  const at::Tensor w = torch::randn({5, 6}), bias = torch::randn({6});
+  at::Tensor x = torch::randn({2, 3, 5}).requires_grad_(true);
+  at::Tensor y = frozen_matmul(x, w, bias);
+  ASSERT_TRUE(y.defined());
+  EXPECT_EQ(y.scalar_type(), torch::kFloat);
+  // The reference rounds x and w to bf16 and sums in float64: only the fp32 sum differs.
+  EXPECT_LT(max_diff(y, torch::matmul(bf16_rounded(x), bf16_rounded(w)) + bias.to(torch::kDouble)), 1e-5);
+  // ... and it is not the fp32 product (the rounding is really there).
+  EXPECT_GT(max_diff(y, torch::matmul(x.detach().to(torch::kDouble), w.to(torch::kDouble)) + bias.to(torch::kDouble)),
+            1e-4);
+  at::Tensor g = torch::randn(y.sizes());
+  at::Tensor dx = torch::autograd::grad({y}, {x}, {g})[0];
+  EXPECT_EQ(dx.scalar_type(), torch::kFloat);
+  EXPECT_LT(max_diff(dx, torch::matmul(bf16_rounded(g), bf16_rounded(w).t())), 1e-5);
+  // The bf16 copy follows an in-place change of the weight (a merge, say).
+  EXPECT_GE(Bf16MatmulGuard::cached_weights(), 1u);
+  at::Tensor w2 = w.clone();
+  at::Tensor before = frozen_matmul(x.detach(), w2);
+  {
+    torch::NoGradGuard no_grad;
+    w2.mul_(2.0);
+  }
+  EXPECT_LT(max_diff(frozen_matmul(x.detach(), w2), 2.0 * before), 1e-5);
+}
+
+TEST(Bf16MatmulGuard, OffOutsideTheGuardAndItsCacheEndsWithTheLastGuard) {
+  if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no bf16 GEMM here: " << cpu_bf16_gemm_backend();
+  EXPECT_FALSE(Bf16MatmulGuard::active());
+  const at::Tensor x = torch::randn({4, 5}), w = torch::randn({5, 3});
+  {
+    Bf16MatmulGuard outer;
+    {
+      Bf16MatmulGuard inner;
+      EXPECT_TRUE(Bf16MatmulGuard::active());
+      frozen_matmul(x, w);
+    }
+    EXPECT_TRUE(Bf16MatmulGuard::active());
+    EXPECT_GE(Bf16MatmulGuard::cached_weights(), 1u);
+    Bf16MatmulGuard off(false);
+    EXPECT_FALSE(off.enabled());
+  }
+  EXPECT_FALSE(Bf16MatmulGuard::active());
+  EXPECT_EQ(Bf16MatmulGuard::cached_weights(), 0u);
+  const at::Tensor y = frozen_matmul(x, w);
+  if (y.defined()) EXPECT_LT(max_diff(y, torch::mm(x.to(torch::kDouble), w.to(torch::kDouble))), 1e-5);
+}
+
+TEST(Bf16MatmulGuard, AttentionProductsInBf16StayCloseToTheComposite) {
+  Bf16MatmulGuard guard;
+  if (!guard.enabled()) GTEST_SKIP() << "no bf16 GEMM here: " << cpu_bf16_gemm_backend();
+  torch::manual_seed(5);
+  const int64_t B = 2, H = 3, T = 16, D = 8;
+  at::Tensor q = torch::randn({B, T, H, D}).transpose(1, 2).detach().requires_grad_(true);
+  at::Tensor k = torch::randn({B, H, T, D}).requires_grad_(true), v = torch::randn({B, H, T, D}).requires_grad_(true);
+  at::Tensor bias = attention_bias(at::Tensor(), T, T, /*causal=*/true, torch::kFloat, torch::kCPU);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor out = attention(q, k, v, bias, scale);
+  EXPECT_EQ(out.scalar_type(), torch::kFloat);
+  at::Tensor grad = torch::randn(out.sizes());
+  auto grads = torch::autograd::grad({out}, {q, k, v}, {grad});
+  auto q64 = q.detach().to(torch::kDouble).requires_grad_(true);
+  auto k64 = k.detach().to(torch::kDouble).requires_grad_(true);
+  auto v64 = v.detach().to(torch::kDouble).requires_grad_(true);
+  at::Tensor ref = reference_attention(q64, k64, v64, bias.to(torch::kDouble), scale);
+  auto ref_grads = torch::autograd::grad({ref}, {q64, k64, v64}, {grad.to(torch::kDouble)});
+  // bf16 keeps 8 bits: a few 1e-2 at most on values of order 1, and not fp32's 1e-6.
+  const double d = max_diff(out, ref);
+  EXPECT_LT(d, 3e-2);
+  EXPECT_GT(d, 1e-5);
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_diff(grads[i], ref_grads[i]), 6e-2) << i;
+}
+
+TEST(Bf16Weights, Bf16ModelsMultiplyWithFp32SumsAndStayBf16) {
+  if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no bf16 GEMM here: " << cpu_bf16_gemm_backend();
+  torch::manual_seed(6);
+  const at::Tensor w = torch::randn({5, 6}).to(torch::kBFloat16), bias = torch::randn({6}).to(torch::kBFloat16);
+  at::Tensor x = torch::randn({3, 5}).to(torch::kBFloat16).requires_grad_(true);
+  at::Tensor y = frozen_matmul(x, w, bias);
+  ASSERT_TRUE(y.defined());
+  EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+  // One rounding of the fp32 sum to bf16: within half a bf16 ulp (2^-9 relative).
+  const at::Tensor ref = torch::matmul(x.detach().to(torch::kDouble), w.to(torch::kDouble)) + bias.to(torch::kDouble);
+  EXPECT_LT(((y.to(torch::kDouble) - ref).abs() / ref.abs().clamp_min(1e-3)).max().item<double>(), 1.0 / 256);
+  at::Tensor dx = torch::autograd::grad({y}, {x}, {torch::ones(y.sizes(), torch::kBFloat16)})[0];
+  EXPECT_EQ(dx.scalar_type(), torch::kBFloat16);
+}
+
+TEST(Linear, ForwardAndEveryGradientEqualTheComposite) {
+  torch::manual_seed(7);
+  for (bool with_bias : {false, true})
+    for (bool x_grad : {false, true}) {
+      at::Tensor x = torch::randn({2, 3, 5}).requires_grad_(x_grad);
+      at::Tensor w = torch::randn({4, 5}).requires_grad_(true);
+      at::Tensor b = with_bias ? torch::randn({4}).requires_grad_(true) : at::Tensor();
+      at::Tensor y = linear(x, w, b);
+      auto x64 = x.detach().to(torch::kDouble).requires_grad_(x_grad);
+      auto w64 = w.detach().to(torch::kDouble).requires_grad_(true);
+      auto b64 = with_bias ? b.detach().to(torch::kDouble).requires_grad_(true) : at::Tensor();
+      at::Tensor ref = torch::nn::functional::linear(x64, w64, b64);
+      EXPECT_LT(max_diff(y, ref), 1e-5);
+      at::Tensor g = torch::randn(y.sizes());
+      std::vector<at::Tensor> in = {w}, in64 = {w64};
+      if (x_grad) in.push_back(x), in64.push_back(x64);
+      if (with_bias) in.push_back(b), in64.push_back(b64);
+      auto got = torch::autograd::grad({y}, in, {g});
+      auto want = torch::autograd::grad({ref}, in64, {g.to(torch::kDouble)});
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_LT(max_diff(got[i], want[i]), 1e-5) << with_bias << x_grad << i;
+    }
+}
+
+TEST(AddLowRank, ForwardAndGradientsEqualTheComposite) {
+  torch::manual_seed(8);
+  at::Tensor base = torch::randn({2, 3, 6}).requires_grad_(true);
+  at::Tensor down = torch::randn({2, 3, 2}).requires_grad_(true);
+  at::Tensor B = torch::randn({6, 2}).requires_grad_(true);
+  at::Tensor y = add_low_rank(base, down, B, 2.5);
+  auto base64 = base.detach().to(torch::kDouble).requires_grad_(true);
+  auto down64 = down.detach().to(torch::kDouble).requires_grad_(true);
+  auto B64 = B.detach().to(torch::kDouble).requires_grad_(true);
+  at::Tensor ref = base64 + 2.5 * torch::matmul(down64, B64.t());
+  EXPECT_LT(max_diff(y, ref), 1e-5);
+  at::Tensor g = torch::randn(y.sizes());
+  auto got = torch::autograd::grad({y}, {base, down, B}, {g});
+  auto want = torch::autograd::grad({ref}, {base64, down64, B64}, {g.to(torch::kDouble)});
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_diff(got[i], want[i]), 1e-5) << i;
+  EXPECT_FALSE(base.grad().defined());  // grad() does not accumulate; the base input is untouched
+  EXPECT_LT(max_diff(base, base64), 0.0 + 1e-12);
 }
 
 }  // namespace

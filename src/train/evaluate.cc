@@ -75,6 +75,13 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::set_autocast_cpu_dtype(previous_dtype_);
 }
 
+Bf16Guard::Bf16Guard(bool enabled, c10::Device device)
+    : matmul_(enabled && device.is_cpu()), autocast_(enabled && !matmul_.enabled()) {}
+
+const char* Bf16Guard::mode() const {
+  return matmul_.enabled() ? "bf16 products" : autocast_.enabled() ? "autocast" : "off";
+}
+
 std::vector<std::string> metric_names(data::Task task) {
   switch (task) {
     case data::Task::kClassification:
@@ -133,8 +140,8 @@ nlohmann::json evaluate(Model& model, const data::Dataset& dataset, const data::
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
-  AutocastGuard autocast(options.bf16);
   const c10::Device device = model.parameters().empty() ? c10::Device(c10::kCPU) : model.parameters()[0].device();
+  Bf16Guard bf16(options.bf16, device);
   double total = 0;
   int64_t terms = 0;
   std::vector<int64_t> predictions, references;

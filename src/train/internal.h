@@ -7,6 +7,7 @@
 
 #include "mixpeft/data.h"
 #include "mixpeft/model.h"
+#include "mixpeft/nn.h"
 
 namespace mixpeft::train {
 
@@ -36,10 +37,27 @@ class AutocastGuard {
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
+  bool enabled() const { return enabled_; }
 
  private:
   bool enabled_, was_enabled_ = false;
   c10::ScalarType previous_dtype_ = c10::kBFloat16;
+};
+
+// `bf16 = true` (--bf16) for its lifetime, when `enabled`: on a CPU model
+// where oneDNN's bf16 GEMM runs (AVX-512 BF16, AMX), the frozen products in
+// bf16 with fp32 sums and everything else in fp32 (nn::Bf16MatmulGuard:
+// faster than autocast, and closer to fp32); elsewhere CPU autocast to
+// bfloat16 (AutocastGuard). Nested safely.
+class Bf16Guard {
+ public:
+  Bf16Guard(bool enabled, c10::Device device);
+  // Which of the two it is using ("bf16 products" or "autocast"), or "off".
+  const char* mode() const;
+
+ private:
+  nn::Bf16MatmulGuard matmul_;
+  AutocastGuard autocast_;
 };
 
 }  // namespace mixpeft::train

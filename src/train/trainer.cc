@@ -345,6 +345,9 @@ class Run {
 
   void train_loop(TrainerState& st, RunResult& result) {
     trainable_.model->train();
+    // bf16 on the CPU: the frozen weights' bf16 copies live for the whole
+    // loop (evaluations included); each step nests its own Bf16Guard.
+    nn::Bf16MatmulGuard bf16_weights(t_.bf16 && device_.is_cpu());
     std::unique_ptr<report::Progress> progress;
     if (rank0_)
       progress = std::make_unique<report::Progress>(stderr, progress_mode(t_.progress), total_steps_, t_.log_every);
@@ -356,6 +359,11 @@ class Run {
                     100.0 * static_cast<double>(result.trainable) / static_cast<double>(std::max<int64_t>(1, result.total)),
                     static_cast<long long>(total_steps_), comm_->world_size());
       progress->message(line);
+      if (t_.bf16)
+        progress->message(bf16_weights.enabled()
+                              ? "bf16: frozen products in bf16 with fp32 sums (oneDNN), the rest in fp32"
+                              : device_.is_cpu() ? "bf16: LibTorch's autocast (no native bf16 GEMM on this CPU)"
+                                                 : "bf16: LibTorch's autocast");
     }
     const auto t0 = Clock::now();
     const int64_t first_step = st.step;
@@ -394,7 +402,7 @@ class Run {
         TensorBatch tb = to_tensors(batcher_->collate(mine), dataset_.task, device_);
         at::Tensor loss;
         {
-          AutocastGuard autocast(t_.bf16);
+          Bf16Guard bf16(t_.bf16, device_);
           at::Tensor logits = trainable_.model->forward(tb.inputs).logits;
           loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing) / static_cast<double>(std::max<int64_t>(1, terms));
           if (adamix_ && t_.consistency_weight > 0) {

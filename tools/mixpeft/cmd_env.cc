@@ -33,6 +33,7 @@
 #include "commands.h"
 #include "core/blas_info.h"
 #include "core/gemm.h"
+#include "mixpeft/runtime.h"
 
 #ifndef MIXPEFT_VERSION
 #define MIXPEFT_VERSION "unknown"
@@ -165,6 +166,11 @@ void print_text(const Report& r) {
   }
   row("frozen gemm", std::string(cpu_gemm_backend()) +
                         " (fp32 frozen layers and attention on the CPU; MIXPEFT_GEMM=aten for ATen's)");
+  row("bf16 gemm", std::string(cpu_bf16_gemm_backend()) +
+                      (onednn_bf16_gemm_available() ? " (frozen layers under --bf16)" : " (--bf16 uses autocast)"));
+  const std::string aten_env = env_or_empty("ATEN_CPU_CAPABILITY");
+  row("aten kernels", aten_cpu_capability() + (aten_env.empty() ? std::string(" (ATEN_CPU_CAPABILITY unset)")
+                                                                : " (ATEN_CPU_CAPABILITY=" + aten_env + ")"));
   row("OPENBLAS_CORETYPE", blas.coretype_env.empty()
                                ? "(unset: OpenBLAS picks the kernels for this CPU)"
                                : blas.coretype_env + " (forces OpenBLAS's kernel choice)");
@@ -220,6 +226,8 @@ void print_json(const Report& r) {
     jb["openblas"] = nullptr;
   }
   jb["frozen_gemm"] = cpu_gemm_backend();
+  jb["bf16_gemm"] = cpu_bf16_gemm_backend();
+  jb["aten_cpu_capability"] = aten_cpu_capability();
   j["blas"] = jb;
   json env = json::object();
   for (const char* name : {"OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"}) {

@@ -25,6 +25,7 @@ constexpr int kExitUsage = 2;
 // Runs once the whole command line has parsed, before the command's callback.
 void apply_global_options() {
   mixpeft::cli::GlobalOptions& g = mixpeft::cli::global_options();
+  mixpeft::prefer_avx512_kernels();  // before any tensor operation
   mixpeft::set_num_threads(g.threads);
   mixpeft::use_caching_cpu_allocator();
   g.device = mixpeft::parse_device(g.device_spec);

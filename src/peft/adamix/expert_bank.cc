@@ -98,7 +98,7 @@ bool ExpertBank::forward_weights(at::Tensor& weight, at::Tensor& bias) {
 
 at::Tensor ExpertBank::forward(const at::Tensor& x) {
   at::Tensor w, b;
-  if (forward_weights(w, b)) return F::linear(nn::in_dtype_of(x, w), w, b);
+  if (forward_weights(w, b)) return nn::linear(nn::in_dtype_of(x, w), w, b);
   return routed(x);
 }
 

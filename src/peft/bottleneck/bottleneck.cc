@@ -52,7 +52,7 @@ BottleneckAdapterImpl::BottleneckAdapterImpl(int64_t hidden, int64_t bottleneck,
 }
 
 at::Tensor BottleneckAdapterImpl::forward(const at::Tensor& h) {
-  return h + up->forward(nn::activation(activation, down->forward(h)));
+  return h + nn::linear(nn::activation(activation, nn::linear(h, down->weight, down->bias)), up->weight, up->bias);
 }
 
 void check_slot_free(const std::shared_ptr<nn::SiteAdapter>& slot, const BlockRef& block, const char* site,

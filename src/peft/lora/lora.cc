@@ -82,7 +82,8 @@ LoraLayer::LoraLayer(nn::LinearImpl& base, const LoraConfig& c, at::Generator& g
 at::Tensor LoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
   if (merged) return base_out;
   auto h = dropout_ ? dropout_->forward(x) : x;
-  return nn::add_low_rank(base_out, lora_A->forward(nn::in_dtype_of(h, lora_A->weight)), lora_B->weight, scaling);
+  return nn::add_low_rank(base_out, nn::linear(nn::in_dtype_of(h, lora_A->weight), lora_A->weight), lora_B->weight,
+                           scaling);
 }
 
 at::Tensor LoraLayer::delta_weight() const { return torch::matmul(lora_B->weight, lora_A->weight) * scaling; }

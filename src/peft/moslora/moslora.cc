@@ -52,7 +52,7 @@ MosloraLayer::MosloraLayer(nn::LinearImpl& base, const MosloraConfig& c, at::Gen
 at::Tensor MosloraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
   if (merged) return base_out;
   auto h = dropout_ ? dropout_->forward(x) : x;
-  auto down = moslora_mixer->forward(lora_A->forward(nn::in_dtype_of(h, lora_A->weight)));
+  auto down = nn::linear(nn::linear(nn::in_dtype_of(h, lora_A->weight), lora_A->weight), moslora_mixer->weight);
   return nn::add_low_rank(base_out, down, lora_B->weight, scaling);
 }
 
