@@ -215,7 +215,9 @@ TEST(Bf16MatmulGuard, OffOutsideTheGuardAndItsCacheEndsWithTheLastGuard) {
   EXPECT_FALSE(Bf16MatmulGuard::active());
   EXPECT_EQ(Bf16MatmulGuard::cached_weights(), 0u);
   const at::Tensor y = frozen_matmul(x, w);
-  if (y.defined()) EXPECT_LT(max_diff(y, torch::mm(x.to(torch::kDouble), w.to(torch::kDouble))), 1e-5);
+  if (y.defined()) {
+    EXPECT_LT(max_diff(y, torch::mm(x.to(torch::kDouble), w.to(torch::kDouble))), 1e-5);
+  }
 }
 
 TEST(Bf16MatmulGuard, AttentionProductsInBf16StayCloseToTheComposite) {
