@@ -68,6 +68,7 @@ if wants train; then
   run "$build_dir/bench/train_bench" --method adamix-lora --consistency "${common[@]}"
   run "$build_dir/bench/train_bench" --method adamix-adapter --consistency "${common[@]}"
   if [[ -n "$bf16_gemm" ]]; then
+    run "$build_dir/bench/train_bench" --method lora --bf16 "${common[@]}"
     run "$build_dir/bench/train_bench" --method lora --dtype bf16 "${common[@]}"
     run "$build_dir/bench/train_bench" --method lora --autocast "${common[@]}"
   fi
@@ -107,6 +108,11 @@ if wants ratio; then
     for ((i = 1; i <= rounds; ++i)); do
       run "$build_dir/bench/train_bench" --method lora --steps 7 "${common[@]}"
       run "$py" bench/peer_pytorch.py train --method lora --steps 7 "${common[@]}"
+      if [[ -n "$bf16_gemm" ]]; then
+        # bf16 against bf16: mixpeft train --bf16 against the peer's autocast.
+        run "$build_dir/bench/train_bench" --method lora --bf16 --steps 7 "${common[@]}"
+        run "$py" bench/peer_pytorch.py train --method lora --autocast --steps 7 "${common[@]}"
+      fi
     done
   else
     echo "perf.sh: no python3 imports torch; the ratio rounds are skipped" >&2
@@ -119,19 +125,25 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print(f"\n{'impl':16} {'bench':9} {'method':15} {'mode/dtype':22} {'batch':>5} {'tokens/s':>9} {'median s':>9} {'vs base':>7} {'peak MiB':>9}")
 for r in rows:
     mode = r.get("mode") or (r.get("dtype", "fp32") + (" autocast" if r.get("autocast") else "")
+                             + (" bf16 products" if r.get("bf16_matmul") else "")
                              + (" +consistency" if r.get("consistency") else ""))
     med = r.get("median_step_s") or r.get("median_forward_s") or r.get("median_run_s")
     ratio = f"{r['median_ratio_to_base']:.3f}" if "median_ratio_to_base" in r else ""
     print(f"{r['impl']:16} {r['bench']:9} {r['method']:15} {mode:22} {r.get('batch', ''):>5} "
           f"{r['tokens_per_s']:9.1f} {med:9.4f} {ratio:>7} {r['peak_rss_mib']:9.0f}")
-# Rounds: a mixpeft LoRA train row directly followed by the peer's.
-pairs = [(a, b) for a, b in zip(rows, rows[1:])
-         if a["impl"] == "mixpeft" and b["impl"] != "mixpeft" and a["bench"] == b["bench"] == "train"
-         and a["method"] == b["method"] == "lora" and not a.get("autocast") and not b.get("autocast")
-         and a.get("dtype", "fp32") == "fp32"]
-if pairs:
-    ratios = sorted(a["tokens_per_s"] / b["tokens_per_s"] for a, b in pairs)
-    print(f"\nLoRA step, mixpeft / peer, {len(pairs)} adjacent pairs: "
-          + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" for a, b in pairs)
-          + f"; median {ratios[len(ratios) // 2]:.2f}")
+# Rounds: a mixpeft LoRA train row directly followed by the peer's, fp32
+# against fp32 and mixpeft's --bf16 against the peer's autocast.
+for label, ours, theirs in (("fp32", lambda r: not r.get("autocast") and not r.get("bf16_matmul"),
+                             lambda r: not r.get("autocast")),
+                            ("bf16", lambda r: r.get("bf16_matmul"), lambda r: r.get("autocast"))):
+    pairs = [(a, b) for a, b in zip(rows, rows[1:])
+             if a["impl"] == "mixpeft" and b["impl"] != "mixpeft" and a["bench"] == b["bench"] == "train"
+             and a["method"] == b["method"] == "lora" and a.get("dtype", "fp32") == "fp32"
+             and ours(a) and theirs(b)]
+    if pairs:
+        ratios = sorted(a["tokens_per_s"] / b["tokens_per_s"] for a, b in pairs)
+        ours_tps = sorted(a["tokens_per_s"] for a, _ in pairs)
+        print(f"\nLoRA step {label}, mixpeft / peer, {len(pairs)} adjacent pairs: "
+              + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" for a, b in pairs)
+              + f"; median {ratios[len(ratios) // 2]:.2f}; mixpeft {ours_tps[0]:.0f}-{ours_tps[-1]:.0f} tokens/s")
 EOF

@@ -388,9 +388,12 @@ struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
     dnnl_matmul(qo, ko.transpose(-1, -2), scores, static_cast<float>(scale), with_bias ? 1.0f : 0.0f);
     at::Tensor probs = at::_softmax(scores, -1, false);
     scores.reset();
-    at::Tensor out = at::empty({B, H, T, D}, q.options());
-    dnnl_matmul(operand(probs, bf16), vo, out, 1.0f, 0.0f);
-    ctx->save_for_backward({qo, ko, vo, probs});
+    // [B, H, T, D] as a view of [B, T, H, D] memory: the models' next step,
+    // out.transpose(1, 2).reshape({B, T, H * D}), is then a view, not a copy.
+    at::Tensor out = at::empty({B, T, H, D}, q.options()).transpose(1, 2);
+    const at::Tensor po = operand(probs, bf16);
+    dnnl_matmul(po, vo, out, 1.0f, 0.0f);
+    ctx->save_for_backward({qo, ko, vo, probs, po});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["bf16"] = bf16;
     return out;
@@ -399,7 +402,7 @@ struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &qo = saved[0], &ko = saved[1], &vo = saved[2], &probs = saved[3];
+    const at::Tensor &qo = saved[0], &ko = saved[1], &vo = saved[2], &probs = saved[3], &po = saved[4];
     const bool bf16 = ctx->saved_data["bf16"].toBool();
     const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
     const at::Tensor go = operand(grads[0], bf16);
@@ -408,7 +411,7 @@ struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
     at::Tensor dq, dk, dv;
     if (ctx->needs_input_grad(2)) {
       dv = at::empty({B, H, S, D}, opts);
-      dnnl_matmul(operand(probs, bf16).transpose(-1, -2), go, dv, 1.0f, 0.0f);
+      dnnl_matmul(po.transpose(-1, -2), go, dv, 1.0f, 0.0f);
     }
     if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1)) {
       at::Tensor dprobs = at::empty({B, H, T, S}, opts);
