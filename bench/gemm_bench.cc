@@ -1,6 +1,7 @@
 // The matrix products of issue 7's LoRA step, one shape at a time, on each
 // CPU backend mixpeft has: oneDNN's sgemm (fp32), oneDNN's bf16 GEMM (bf16
-// inputs, fp32 sums and output) and ATen's mm (fp32: the system BLAS).
+// inputs, fp32 sums and output), oneDNN's matmul primitive (fp32 and bf16
+// inputs, fp32 output) and ATen's mm (fp32: the system BLAS).
 // Prints one JSON line per shape and backend: median milliseconds over
 // --iters after --warmup, and GFLOP/s.
 //
@@ -21,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/dnnl_matmul.h"
 #include "core/gemm.h"
 #include "mixpeft/runtime.h"
 
@@ -92,6 +94,11 @@ int main(int argc, char** argv) {
       });
     if (mixpeft::onednn_bf16_gemm_available())
       runs.emplace_back("mm_cpu-bf16", [&] { at::Tensor y = mixpeft::mm_cpu(ab, s.trans_b ? bb.t() : bb); });
+    if (mixpeft::dnnl_matmul_available()) {
+      runs.emplace_back("matmul-fp32", [&] { mixpeft::dnnl_matmul(a, s.trans_b ? b.t() : b, c, 1.0f, 0.0f); });
+      if (mixpeft::onednn_bf16_gemm_available())
+        runs.emplace_back("matmul-bf16", [&] { mixpeft::dnnl_matmul(ab, s.trans_b ? bb.t() : bb, c, 1.0f, 0.0f); });
+    }
     for (const auto& [backend, f] : runs) {
       const double t = median_seconds(warmup, iters, f);
       nlohmann::json out{{"bench", "gemm"}, {"shape", s.name}, {"backend", backend}, {"M", s.M},
