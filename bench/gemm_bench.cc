@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/perf_common.h"
 #include "core/dnnl_matmul.h"
 #include "core/gemm.h"
 #include "mixpeft/runtime.h"
@@ -42,8 +43,7 @@ double median_seconds(int warmup, int iters, const std::function<void()>& f) {
     f();
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return mixpeft::bench::median(t);
 }
 
 }  // namespace
