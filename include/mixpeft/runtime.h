@@ -25,9 +25,9 @@ void set_num_threads(int n);
 // conversions run about twice as fast (docs/PERFORMANCE.md). It sets
 // ATEN_CPU_CAPABILITY=avx512 when that variable is unset, so it must run
 // before the process's first tensor operation (ATen reads the variable
-// once); a value the user set is kept. Returns what ATen uses, as
-// at::show_config() reports it ("AVX512", "AVX2", ...).
-std::string prefer_avx512_kernels();
+// once); a value the user set is kept. aten_cpu_capability() tells what
+// ATen then uses.
+void prefer_avx512_kernels();
 
 // The CPU kernels ATen uses ("AVX512", "AVX2", "DEFAULT"), from at::show_config().
 std::string aten_cpu_capability();

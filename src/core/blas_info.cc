@@ -126,6 +126,8 @@ CpuInfo detect_cpu() {
       cpu.avx2 = flags.count("avx2") > 0;
       cpu.fma = flags.count("fma") > 0;
       cpu.avx512f = flags.count("avx512f") > 0;
+      cpu.avx512_core = cpu.avx512f && flags.count("avx512bw") > 0 && flags.count("avx512vl") > 0 &&
+                        flags.count("avx512dq") > 0;
       cpu.avx512_bf16 = flags.count("avx512_bf16") > 0;
       cpu.amx = flags.count("amx_tile") > 0 && flags.count("amx_bf16") > 0;
       have_flags = true;

@@ -31,6 +31,7 @@ struct CpuInfo {
   bool avx2 = false;       // with fma: OpenBLAS Haswell/Zen kernels
   bool fma = false;
   bool avx512f = false;    // OpenBLAS SkylakeX kernels: about 2x the AVX2 fp32 GEMM rate
+  bool avx512_core = false;  // avx512f + bw + vl + dq: what ATen's AVX-512 kernels need
   bool avx512_bf16 = false;  // native bf16 dot products (Cooper Lake, Zen 4)
   bool amx = false;        // amx_tile + amx_bf16 (Sapphire Rapids)
   // 1-minute load average (/proc/loadavg) when detect_cpu ran; -1 if unknown.

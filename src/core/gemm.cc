@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
 
+#include "core/blas_info.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft {
@@ -37,22 +38,6 @@ struct Backend {
   std::string name, bf16_name;
 };
 
-// Whether the CPU multiplies bf16 natively (AVX-512 BF16 or AMX): oneDNN's
-// bf16 GEMM emulates it with plain AVX-512 elsewhere, slower than fp32, and
-// refuses to run without AVX-512.
-bool cpu_has_native_bf16() {
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f")) return false;
-  // CPUID leaf 7, sub-leaf 1: EAX bit 5 is AVX512_BF16; leaf 7, sub-leaf 0:
-  // EDX bit 22 is AMX-BF16.
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
-  const bool avx512_bf16 = (a >> 5) & 1;
-  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
-  const bool amx_bf16 = (d >> 22) & 1;
-  return avx512_bf16 || amx_bf16;
-}
-
 const Backend& backend() {
   static const Backend b = [] {
     Backend r;
@@ -71,7 +56,9 @@ const Backend& backend() {
     r.gemm_bf16 = reinterpret_cast<DnnlGemmBf16>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
     if (!r.gemm_bf16) {
       r.bf16_name = "ATen (no dnnl_gemm_bf16bf16f32 in the loaded libraries)";
-    } else if (!cpu_has_native_bf16()) {
+    } else if (const CpuInfo cpu = detect_cpu(); !cpu.avx512_bf16 && !cpu.amx) {
+      // oneDNN emulates bf16 products with plain AVX-512 there (slower than
+      // fp32) and refuses them without AVX-512.
       r.gemm_bf16 = nullptr;
       r.bf16_name = "ATen (this CPU has no AVX-512 BF16 or AMX)";
     } else {

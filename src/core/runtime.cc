@@ -11,6 +11,7 @@
 #include <ATen/Version.h>
 #include <torch/cuda.h>
 
+#include "core/blas_info.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft {
@@ -50,12 +51,8 @@ std::string aten_cpu_capability() {
   return config.substr(from, config.find_first_of("\r\n", from) - from);
 }
 
-std::string prefer_avx512_kernels() {
-  __builtin_cpu_init();
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (avx512) setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0);
-  return aten_cpu_capability();
+void prefer_avx512_kernels() {
+  if (detect_cpu().avx512_core) setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0);
 }
 
 void set_num_threads(int n) {

@@ -5,7 +5,6 @@
 #include <mutex>
 #include <unordered_map>
 
-#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/torch.h>
@@ -111,13 +110,12 @@ struct FrozenMatmul : torch::autograd::Function<FrozenMatmul> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2d, const at::Tensor& w,
                             const at::Tensor& bias_or_empty) {
     ctx->save_for_backward({w});
-    ctx->saved_data["dtype"] = static_cast<int64_t>(x2d.scalar_type());
     return product(x2d, w, bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
-    const auto dtype = static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt());
-    return {product(grad[0], ctx->get_saved_variables()[0].t()).to(dtype), at::Tensor(), at::Tensor()};
+    // The gradient comes in the output's dtype, x's; product() keeps it.
+    return {product(grad[0], ctx->get_saved_variables()[0].t()), at::Tensor(), at::Tensor()};
   }
   // x [M, K] @ w [K, N] (+ bias) in x's dtype; in bf16 with an fp32 sum
   // when w is bf16.
@@ -198,7 +196,6 @@ struct CpuLinear : torch::autograd::Function<CpuLinear> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x2d, const at::Tensor& w,
                             const at::Tensor& bias_or_empty) {
     ctx->save_for_backward({x2d, w});
-    ctx->saved_data["bias"] = bias_or_empty.numel() != 0;
     return mm_cpu(x2d, w.t(), bias_or_empty.numel() == 0 ? at::Tensor() : bias_or_empty);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -208,7 +205,7 @@ struct CpuLinear : torch::autograd::Function<CpuLinear> {
     at::Tensor dx, dw, db;
     if (ctx->needs_input_grad(0)) dx = mm_cpu(dy, saved[1]);
     if (ctx->needs_input_grad(1)) dw = mm_cpu(dy.t(), saved[0]);
-    if (ctx->needs_input_grad(2) && ctx->saved_data["bias"].toBool()) db = dy.sum(0);
+    if (ctx->needs_input_grad(2)) db = dy.sum(0);  // never for the empty no-bias input
     return {dx, dw, db};
   }
 };
@@ -360,7 +357,7 @@ namespace {
 // Attention on the CPU with oneDNN's batched matmul (src/core/dnnl_matmul.h):
 // each product multiplies every (batch, head) block in one call, where
 // LibTorch 1.13's batched matmul multiplies the small blocks one after
-// another, each with every thread (src: bench/attention_bench). The values
+// another, each with every thread (bench/attention_bench). The values
 // are the composite's below: scores = scale q k^T + bias (the scale folded
 // into the product, the bias added by it), probs = softmax(scores), out =
 // probs v; only the softmax output is kept for the backward, whose products
@@ -395,7 +392,6 @@ struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
     dnnl_matmul(po, vo, out, 1.0f, 0.0f);
     ctx->save_for_backward({qo, ko, vo, probs, po});
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["bf16"] = bf16;
     return out;
   }
 
@@ -403,7 +399,7 @@ struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &qo = saved[0], &ko = saved[1], &vo = saved[2], &probs = saved[3], &po = saved[4];
-    const bool bf16 = ctx->saved_data["bf16"].toBool();
+    const bool bf16 = qo.scalar_type() == at::kBFloat16;  // q itself is fp32
     const float scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
     const at::Tensor go = operand(grads[0], bf16);
     const int64_t B = probs.size(0), H = probs.size(1), T = probs.size(2), S = probs.size(3), D = go.size(3);

@@ -78,10 +78,6 @@ AutocastGuard::~AutocastGuard() {
 Bf16Guard::Bf16Guard(bool enabled, c10::Device device)
     : matmul_(enabled && device.is_cpu()), autocast_(enabled && !matmul_.enabled()) {}
 
-const char* Bf16Guard::mode() const {
-  return matmul_.enabled() ? "bf16 products" : autocast_.enabled() ? "autocast" : "off";
-}
-
 std::vector<std::string> metric_names(data::Task task) {
   switch (task) {
     case data::Task::kClassification:

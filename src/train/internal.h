@@ -52,8 +52,6 @@ class AutocastGuard {
 class Bf16Guard {
  public:
   Bf16Guard(bool enabled, c10::Device device);
-  // Which of the two it is using ("bf16 products" or "autocast"), or "off".
-  const char* mode() const;
 
  private:
   nn::Bf16MatmulGuard matmul_;
