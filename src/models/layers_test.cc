@@ -3,6 +3,8 @@
 // oneDNN) must give the same values and gradients for every layout the
 // models hand them; under Bf16MatmulGuard, the values of bf16-rounded
 // operands summed in fp32.
+#include <cmath>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -300,6 +302,27 @@ TEST(AddLowRank, ForwardAndGradientsEqualTheComposite) {
   for (int i = 0; i < 3; ++i) EXPECT_LT(max_diff(got[i], want[i]), 1e-5) << i;
   EXPECT_FALSE(base.grad().defined());  // grad() does not accumulate; the base input is untouched
   EXPECT_LT(max_diff(base, base64), 0.0 + 1e-12);
+}
+
+// gelu_new: HF's composite to the bit without autograd; while autograd
+// records, ATen's fused tanh-GELU, which rounds the same formula a little
+// differently (layers.cc), and the exact derivative.
+TEST(Activation, GeluNewIsHfsCompositeForInferenceAndCloseToItInTraining) {
+  torch::manual_seed(9);
+  const at::Tensor x = torch::randn({37, 3 * 64}) * 3;
+  const double c = std::sqrt(2.0 / M_PI);
+  const at::Tensor hf = 0.5 * x * (1.0 + torch::tanh(c * (x + 0.044715 * torch::pow(x, 3.0))));
+  EXPECT_TRUE(torch::equal(activation("gelu_new", x), hf));
+  const at::Tensor xg = x.clone().requires_grad_(true);
+  const at::Tensor y = activation("gelu_new", xg);
+  EXPECT_LT(max_diff(y, hf), 1e-6);
+  EXPECT_LE(((y - hf).abs() - 4e-7 * hf.abs()).max().item<double>(), 1e-7);  // a few ulp of fp32
+  const at::Tensor x64 = x.to(torch::kDouble).requires_grad_(true);
+  const at::Tensor y64 = 0.5 * x64 * (1.0 + torch::tanh(c * (x64 + 0.044715 * torch::pow(x64, 3.0))));
+  const at::Tensor g = torch::randn(x.sizes());
+  const auto got = torch::autograd::grad({y}, {xg}, {g});
+  const auto want = torch::autograd::grad({y64}, {x64}, {g.to(torch::kDouble)});
+  EXPECT_LT(max_diff(got[0], want[0]), 1e-5);
 }
 
 }  // namespace
