@@ -17,7 +17,8 @@ namespace mixpeft::nn {
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, bool conv1d_layout)
     : in_features(in), out_features(out), conv1d(conv1d_layout) {
-  weight = register_parameter("weight", conv1d ? torch::empty({in, out}) : torch::empty({out, in}));
+  // Rows of 4 KiB get padding (gemm_layout_empty): the loaders copy into it.
+  weight = register_parameter("weight", conv1d ? gemm_layout_empty(in, out) : gemm_layout_empty(out, in));
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 

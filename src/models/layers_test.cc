@@ -304,6 +304,31 @@ TEST(AddLowRank, ForwardAndGradientsEqualTheComposite) {
   EXPECT_LT(max_diff(base, base64), 0.0 + 1e-12);
 }
 
+// A Linear whose rows are a multiple of 4 KiB keeps them 64 bytes apart
+// (gemm_layout_empty); products with it are those of a contiguous copy, to
+// the bit, both ways round.
+TEST(Linear, WeightRowsOf4KiBArePaddedAndMultiplyToTheSameBits) {
+  torch::manual_seed(10);
+  Linear conv(256, 1024, true, /*conv1d=*/true), lin(64, 32, false);
+  EXPECT_EQ(conv->weight.stride(0), 1024 + 16);
+  EXPECT_TRUE(lin->weight.is_contiguous());
+  {
+    torch::NoGradGuard no_grad;
+    conv->weight.copy_(torch::randn({256, 1024}));
+    conv->bias.copy_(torch::randn({1024}));
+  }
+  conv->weight.requires_grad_(false);
+  conv->bias.requires_grad_(false);
+  const at::Tensor w = conv->weight.contiguous();
+  const at::Tensor x = torch::randn({48, 256}).requires_grad_(true);
+  const at::Tensor y = conv->forward(x);
+  const at::Tensor x2 = x.detach().clone().requires_grad_(true);
+  const at::Tensor y2 = frozen_matmul(x2, w, conv->bias);
+  EXPECT_TRUE(torch::equal(y, y2));
+  const at::Tensor g = torch::randn(y.sizes());
+  EXPECT_TRUE(torch::equal(torch::autograd::grad({y}, {x}, {g})[0], torch::autograd::grad({y2}, {x2}, {g})[0]));
+}
+
 // gelu_new: HF's composite to the bit without autograd; while autograd
 // records, ATen's fused tanh-GELU, which rounds the same formula a little
 // differently (layers.cc), and the exact derivative.
