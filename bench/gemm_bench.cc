@@ -9,7 +9,14 @@
 //
 // Shapes (tokens M = batch x seq = 1024): each GPT-2-small layer's four
 // frozen products forward (x W) and their input gradients (dy W^T), and the
-// tied LM head (vocabulary 50257) both ways.
+// tied LM head (vocabulary 50257) both ways; weights laid out as the
+// models keep them (core/gemm.h, gemm_layout_empty), and c_fc's once more
+// contiguous, to show what that layout buys.
+//
+// oneDNN's sgemm runs its first 8 or so products in a process at half speed
+// (seen on the AVX-512 machine of docs/PERFORMANCE.md, whatever the shape),
+// hence 10 warm-up runs by default: with 2, the first shape measured at
+// 213 GFLOP/s instead of 360.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,6 +40,7 @@ struct Shape {
   std::string name;
   int64_t M, N, K;
   bool trans_b;  // B stored [N, K] (a transposed weight)
+  bool model_layout = true;  // B laid out as the models keep weights (gemm_layout_empty), else contiguous
 };
 
 double median_seconds(int warmup, int iters, const std::function<void()>& f) {
@@ -50,7 +58,7 @@ double median_seconds(int warmup, int iters, const std::function<void()>& f) {
 
 int main(int argc, char** argv) {
   CLI::App app{"The frozen products of issue 7's LoRA step on each CPU GEMM backend (docs/PERFORMANCE.md)."};
-  int threads = 2, warmup = 2, iters = 7;
+  int threads = 2, warmup = 10, iters = 7;
   int64_t tokens = 1024, hidden = 768, vocab = 50257;
   app.add_option("--threads", threads, "intra-op threads")->capture_default_str();
   app.add_option("--tokens", tokens, "rows of every product (batch x seq)")->capture_default_str();
@@ -69,16 +77,20 @@ int main(int argc, char** argv) {
       {"c_fc x W", M, 4 * d, d, false},    {"c_fc dy W^T", M, d, 4 * d, true},
       {"mlp c_proj x W", M, d, 4 * d, false}, {"mlp c_proj dy W^T", M, 4 * d, d, true},
       {"lm_head x E^T", M, vocab, d, true}, {"lm_head dy E", M, d, vocab, false},
+      // What the padded rows of gemm_layout_empty buy: c_fc's weight contiguous.
+      {"c_fc dy W^T, contiguous W", M, d, 4 * d, true, false},
       // LoRA r 8 on c_attn: h A^T, d(down) = dy B, dh = d(down) A (trainable: fp32 only).
-      {"lora h A^T", M, 8, d, true},      {"lora dy B", M, 8, 3 * d, false},
-      {"lora d(down) A", M, d, 8, false},
+      {"lora h A^T", M, 8, d, true, false}, {"lora dy B", M, 8, 3 * d, false, false},
+      {"lora d(down) A", M, d, 8, false, false},
   };
   for (const Shape& s : shapes) {
     const at::Tensor a = at::randn({s.M, s.K});
-    const at::Tensor b = s.trans_b ? at::randn({s.N, s.K}) : at::randn({s.K, s.N});
-    const at::Tensor ab = a.to(at::kBFloat16), bb = b.to(at::kBFloat16);
+    const int64_t b_rows = s.trans_b ? s.N : s.K, b_cols = s.trans_b ? s.K : s.N;
+    const at::Tensor b = s.model_layout ? mixpeft::gemm_layout_empty(b_rows, b_cols).normal_()
+                                        : at::randn({b_rows, b_cols});
+    const at::Tensor ab = a.to(at::kBFloat16), bb = b.to(at::kBFloat16);  // bf16 copies: contiguous
     at::Tensor c = at::empty({s.M, s.N});
-    const int64_t ldb = s.trans_b ? s.K : s.N;
+    const int64_t ldb = b.stride(0), ldbb = bb.stride(0);
     const double flop = 2.0 * static_cast<double>(s.M) * static_cast<double>(s.N) * static_cast<double>(s.K);
     std::vector<std::pair<std::string, std::function<void()>>> runs;
     runs.emplace_back("aten-fp32", [&] { at::mm_out(c, a, s.trans_b ? b.t() : b); });
@@ -90,7 +102,7 @@ int main(int argc, char** argv) {
     if (mixpeft::onednn_bf16_gemm_available())
       runs.emplace_back("onednn-bf16", [&] {
         mixpeft::gemm_bf16(false, s.trans_b, s.M, s.N, s.K, 1.0f, ab.data_ptr<c10::BFloat16>(), s.K,
-                           bb.data_ptr<c10::BFloat16>(), ldb, 0.0f, c.data_ptr<float>(), s.N);
+                           bb.data_ptr<c10::BFloat16>(), ldbb, 0.0f, c.data_ptr<float>(), s.N);
       });
     if (mixpeft::onednn_bf16_gemm_available())
       runs.emplace_back("mm_cpu-bf16", [&] { at::Tensor y = mixpeft::mm_cpu(ab, s.trans_b ? bb.t() : bb); });
