@@ -47,9 +47,13 @@ struct Options {
 };
 
 // The trainer's causal-LM loss (src/train/evaluate.cc loss_sum), averaged
-// over the B (T - 1) predicted tokens.
+// over the B (T - 1) predicted tokens: logits [B (T - 1), V] when the model
+// ran its LM head on those positions only (in.logits_rows, as the trainer
+// does), else [B, T, V] (with AdaMix's consistency term, as the trainer).
 at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& ids) {
-  return train::causal_lm_loss_sum(logits, ids, -100) / static_cast<double>(ids.size(0) * (ids.size(1) - 1));
+  const double n = static_cast<double>(ids.size(0) * (ids.size(1) - 1));
+  if (logits.dim() == 3) return train::causal_lm_loss_sum(logits, ids, -100) / n;
+  return train::cross_entropy_sum(logits, ids.narrow(1, 1, ids.size(1) - 1).reshape({-1}), -100) / n;
 }
 
 int run(const Options& o) {
@@ -99,6 +103,10 @@ int run(const Options& o) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.w.seed + 1);
   ModelInputs in;
   in.input_ids = at::randint(o.w.vocab, {o.batch, o.seq}, gen, at::TensorOptions().dtype(at::kLong));
+  if (!o.consistency) {
+    const auto i64 = at::TensorOptions().dtype(at::kLong);
+    in.logits_rows = (at::arange(o.batch, i64).unsqueeze(1) * o.seq + at::arange(o.seq - 1, i64)).reshape({-1});
+  }
   std::vector<double> times;
   double loss_value = 0;
   for (int64_t s = 0; s < o.warmup + o.steps; ++s) {

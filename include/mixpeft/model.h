@@ -41,10 +41,16 @@ struct ModelInputs {
   at::Tensor position_ids;    // [B, T]; undefined = derived from the mask
   KVCache* cache = nullptr;   // causal LMs: read and extended when set
   bool output_hidden_states = false;
+  // Causal LMs: only these positions' logits, as flat indices b * T + t
+  // into [B, T] (int64 [R]); logits are then [R, V]. Undefined: every
+  // position, [B, T, V]. The LM head costs 2 x hidden x vocab FLOPs per
+  // position, and generation wants only each row's last, a loss only the
+  // positions that have a target.
+  at::Tensor logits_rows;
 };
 
 struct ModelOutputs {
-  at::Tensor logits;             // [B, T, V] (LM) or [B, num_labels] (classifier)
+  at::Tensor logits;             // [B, T, V] (LM; [R, V] with logits_rows) or [B, num_labels] (classifier)
   at::Tensor last_hidden_state;  // [B, T, H] after the final norm where there is one
   at::Tensor pooler_output;      // [B, H] (BERT with pooler)
   // hidden_states[0] = embedding output, [i] = output of layer i-1; for

@@ -92,7 +92,10 @@ GenerateResult generate(Model& model, const std::vector<std::vector<int64_t>>& p
   in.attention_mask = mask;
   in.cache = &cache;
   for (int64_t step = 0; step < steps && !std::all_of(done.begin(), done.end(), [](bool d) { return d; }); ++step) {
-    auto logits = model.forward(in).logits.select(1, -1).cpu();
+    // Only each row's last position goes through the LM head.
+    const int64_t t = in.input_ids.size(1);
+    in.logits_rows = torch::arange(B, torch::TensorOptions().dtype(torch::kLong).device(device)) * t + (t - 1);
+    auto logits = model.forward(in).logits.cpu();  // [B, V]
     auto next = torch::empty({B}, torch::kLong);
     auto next_acc = next.accessor<int64_t, 1>();
     auto alive = torch::ones({B, 1}, torch::kLong);

@@ -40,6 +40,19 @@ std::pair<at::Tensor, at::Tensor> DecoderStep::extend(int64_t layer, const at::T
   return {ck, cv};
 }
 
+at::Tensor lm_head_rows(const at::Tensor& hidden, const ModelInputs& inputs) {
+  const at::Tensor& rows = inputs.logits_rows;
+  if (!rows.defined()) return hidden;
+  const int64_t n = hidden.size(0) * hidden.size(1);
+  MIXPEFT_CHECK(rows.dim() == 1 && rows.scalar_type() == torch::kLong, ErrorKind::kInvalidArgument,
+                "logits_rows must be a 1-D int64 tensor of positions b * T + t, got ", rows.sizes(), " ",
+                rows.scalar_type());
+  MIXPEFT_CHECK(rows.numel() == 0 || (rows.min().item<int64_t>() >= 0 && rows.max().item<int64_t>() < n),
+                ErrorKind::kInvalidArgument, "logits_rows has a position outside [0, ", n, ") for ",
+                hidden.size(0), " rows of ", hidden.size(1), " tokens");
+  return hidden.reshape({n, hidden.size(2)}).index_select(0, rows.to(hidden.device()));
+}
+
 at::Tensor pool_last_token(const at::Tensor& hidden, const at::Tensor& attention_mask) {
   const int64_t B = hidden.size(0), T = hidden.size(1);
   at::Tensor last;

@@ -20,6 +20,10 @@ struct DecoderStep {
 DecoderStep prepare_decoder_step(const ModelInputs& inputs, int64_t num_layers,
                                  c10::ScalarType dtype, int64_t max_positions);
 
+// The rows of hidden [B, T, H] whose logits inputs.logits_rows asks for,
+// [R, H]; all of hidden when it is undefined. Checks the indices.
+at::Tensor lm_head_rows(const at::Tensor& hidden, const ModelInputs& inputs);
+
 // Logits of the last real token of each row (right padding; the mask may be
 // undefined): used by the *ForSequenceClassification decoders.
 at::Tensor pool_last_token(const at::Tensor& hidden, const at::Tensor& attention_mask);

@@ -54,5 +54,31 @@ TEST_P(FixtureTest, MatchesHuggingFace) {
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, FixtureTest,
                          ::testing::Values("gpt2", "bert", "bert_cls", "roberta_cls", "llama", "qwen2"));
 
+// logits_rows: the LM head on some positions only gives those positions'
+// logits (the same products on fewer rows, so within rounding), in the
+// order asked; a position outside [0, B T) is refused, naming the range.
+class LogitsRowsTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LogitsRowsTest, TheLmHeadOnChosenPositionsGivesTheirLogits) {
+  auto model = load_model(testing::fixture_dir(GetParam()));
+  torch::NoGradGuard no_grad;
+  ModelInputs in = testing::inputs_for(GetParam());
+  const at::Tensor full = model->forward(in).logits;
+  const int64_t B = full.size(0), T = full.size(1), V = full.size(2);
+  in.logits_rows = torch::tensor({T - 1, int64_t{0}, B * T - 1, T}, torch::kLong);
+  const at::Tensor part = model->forward(in).logits;
+  ASSERT_EQ(part.sizes().vec(), (std::vector<int64_t>{4, V}));
+  const at::Tensor want = full.reshape({B * T, V}).index_select(0, in.logits_rows);
+  EXPECT_LE((part - want).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(want.abs().max().item<double>(), 0.0);
+  in.logits_rows = torch::empty({0}, torch::kLong);
+  EXPECT_EQ(model->forward(in).logits.sizes().vec(), (std::vector<int64_t>{0, V}));
+  in.logits_rows = torch::tensor({B * T}, torch::kLong);
+  EXPECT_TRUE(testing::throws_error([&] { model->forward(in); }, ErrorKind::kInvalidArgument,
+                                    {"logits_rows", "outside [0, " + std::to_string(B * T) + ")"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(CausalLms, LogitsRowsTest, ::testing::Values("gpt2", "llama", "qwen2"));
+
 }  // namespace
 }  // namespace mixpeft

@@ -28,6 +28,17 @@ TensorBatch to_tensors(const data::Batch& b, data::Task task, c10::Device device
   if (!b.token_type_ids.empty()) t.inputs.token_type_ids = from_vector(b.token_type_ids, b.rows, b.cols, device);
   if (task == data::Task::kCausalLm) {
     t.labels = from_vector(b.labels, b.rows, b.cols, device);
+    std::vector<int64_t> rows, targets;
+    for (int64_t r = 0; r < b.rows; ++r)
+      for (int64_t c = 0; c + 1 < b.cols; ++c) {
+        const int64_t next = b.labels[static_cast<size_t>(r * b.cols + c + 1)];
+        if (next == data::kIgnoreIndex) continue;
+        rows.push_back(r * b.cols + c);
+        targets.push_back(next);
+      }
+    t.lm_rows = from_vector(rows, static_cast<int64_t>(rows.size()), 1, device).view({-1});
+    t.lm_targets = from_vector(targets, static_cast<int64_t>(targets.size()), 1, device).view({-1});
+    t.inputs.logits_rows = t.lm_rows;
   } else if (task == data::Task::kClassification) {
     t.labels = from_vector(b.labels, b.rows, 1, device).view({b.rows});
   } else {
@@ -44,6 +55,7 @@ at::Tensor loss_sum(data::Task task, const at::Tensor& logits_in, const TensorBa
     case data::Task::kRegression:
       return (logits_in.to(at::kFloat).view({batch.rows}) - batch.targets).pow(2).sum();
     case data::Task::kCausalLm:
+      if (logits_in.dim() == 2) return cross_entropy_sum(logits_in, batch.lm_targets, data::kIgnoreIndex);
       return causal_lm_loss_sum(logits_in, batch.labels, data::kIgnoreIndex);
   }
   fail(ErrorKind::kInternal, "loss_sum: unknown task");

@@ -16,6 +16,10 @@ struct TensorBatch {
   ModelInputs inputs;
   at::Tensor labels;   // classification [B] / causal_lm [B, T] int64; undefined for regression
   at::Tensor targets;  // regression [B] float32
+  // causal_lm: the positions b * T + t that predict a token (labels[b, t + 1]
+  // is not -100) and those tokens, [R] int64 each. to_tensors also sets
+  // inputs.logits_rows to lm_rows, so the LM head runs on those positions only.
+  at::Tensor lm_rows, lm_targets;
   int64_t rows = 0;
 };
 TensorBatch to_tensors(const data::Batch& batch, data::Task task, c10::Device device);
@@ -23,7 +27,8 @@ TensorBatch to_tensors(const data::Batch& batch, data::Task task, c10::Device de
 // The summed task loss of a batch (float32 scalar) and how many terms it sums:
 // classification: cross-entropy over rows (with label smoothing), regression:
 // squared error over rows, causal_lm: cross-entropy over completion tokens
-// (logits[:, :-1] against labels[:, 1:], -100 ignored).
+// (logits[:, :-1] against labels[:, 1:], -100 ignored; logits [R, V] of
+// batch.lm_rows against batch.lm_targets when the model had logits_rows).
 at::Tensor loss_sum(data::Task task, const at::Tensor& logits, const TensorBatch& batch, double label_smoothing);
 // Whether `e` has a target to evaluate against (test rows may have none).
 bool is_labelled(data::Task task, const data::Example& e);

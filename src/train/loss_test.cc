@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "mixpeft/data.h"
 #include "mixpeft/error.h"
+#include "models/test_util.h"
+#include "train/internal.h"
 
 namespace mixpeft::train {
 namespace {
@@ -57,6 +60,49 @@ TEST(CrossEntropySum, RefusesLabelsOutsideTheVocabularyNamingThem) {
   EXPECT_THROW(cross_entropy_sum(logits, torch::tensor({-1, 0}, torch::kLong), -100), Error);
   // Every row ignored: a zero loss, not a NaN.
   EXPECT_EQ(cross_entropy_sum(logits, torch::tensor({-100, -100}, torch::kLong), -100).item<double>(), 0.0);
+}
+
+// A causal-LM batch runs its LM head only on the positions that predict a
+// token (to_tensors sets inputs.logits_rows): prompt and padding positions
+// and each row's last are left out, and the loss and the gradients reaching
+// the model are those of the whole logits, within rounding.
+TEST(CausalLmLoss, TheLmHeadOnLabelledPositionsOnlyGivesTheSameLossAndGradients) {
+  auto model = load_model(testing::fixture_dir("gpt2"));
+  for (auto& p : model->parameters()) p.requires_grad_(true);
+  data::Batch b;
+  b.rows = 2;
+  b.cols = 6;
+  b.input_ids = {5, 9, 13, 2, 7, 11, /**/ 4, 8, 3, 0, 0, 0};
+  b.attention_mask = {1, 1, 1, 1, 1, 1, /**/ 1, 1, 1, 0, 0, 0};
+  b.labels = {-100, -100, 13, 2, 7, 11, /**/ -100, 8, 3, -100, -100, -100};  // prompts, then padding
+  const TensorBatch tb = to_tensors(b, data::Task::kCausalLm, c10::Device(c10::kCPU));
+  EXPECT_TRUE(torch::equal(tb.lm_rows, torch::tensor({1, 2, 3, 4, 6, 7}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(tb.lm_targets, torch::tensor({13, 2, 7, 11, 8, 3}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(tb.inputs.logits_rows, tb.lm_rows));
+
+  model->zero_grad();
+  const at::Tensor part = loss_sum(data::Task::kCausalLm, model->forward(tb.inputs).logits, tb, 0.0);
+  part.backward();
+  std::vector<at::Tensor> grads_part;
+  for (const auto& p : model->parameters()) grads_part.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
+  ModelInputs all = tb.inputs;
+  all.logits_rows = at::Tensor();
+  model->zero_grad();
+  const at::Tensor logits = model->forward(all).logits;
+  ASSERT_EQ(logits.dim(), 3);
+  const at::Tensor whole = loss_sum(data::Task::kCausalLm, logits, tb, 0.0);
+  whole.backward();
+  EXPECT_NEAR(part.item<double>(), whole.item<double>(), 1e-5 * whole.item<double>());
+  EXPECT_GT(whole.item<double>(), 0.0);
+  size_t i = 0, compared = 0;
+  for (const auto& p : model->parameters()) {
+    const at::Tensor& g = grads_part[i++];
+    ASSERT_EQ(g.defined(), p.grad().defined());
+    if (!g.defined()) continue;
+    EXPECT_LT((g - p.grad()).abs().max().item<double>(), 1e-5);
+    ++compared;
+  }
+  EXPECT_GT(compared, 10u);
 }
 
 }  // namespace

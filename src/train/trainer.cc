@@ -400,6 +400,9 @@ class Run {
         if (lo == hi) continue;
         std::vector<size_t> mine(all.begin() + lo, all.begin() + hi);
         TensorBatch tb = to_tensors(batcher_->collate(mine), dataset_.task, device_);
+        // AdaMix's consistency term compares the logits of every position,
+        // as it always has: the LM head then runs on all of them.
+        if (adamix_ && t_.consistency_weight > 0) tb.inputs.logits_rows = at::Tensor();
         at::Tensor loss;
         {
           Bf16Guard bf16(t_.bf16, device_);

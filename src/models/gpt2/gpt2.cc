@@ -153,7 +153,7 @@ class GPT2 : public Model {
     ModelOutputs out;
     auto x = transformer->forward(in, out);
     if (task_ == Task::kCausalLM) {
-      out.logits = nn::tied_lm_head(x, transformer->wte->weight);
+      out.logits = nn::tied_lm_head(lm_head_rows(x, in), transformer->wte->weight);
     } else if (task_ == Task::kSequenceClassification) {
       out.logits = score->forward(pool_last_token(x, in.attention_mask));
     }

@@ -222,7 +222,8 @@ class Llama : public Model {
     ModelOutputs out;
     auto x = model->forward(in, out);
     if (task_ == Task::kCausalLM) {
-      out.logits = tied_ ? nn::tied_lm_head(x, model->embed_tokens->weight) : lm_head->forward(x);
+      const at::Tensor h = lm_head_rows(x, in);
+      out.logits = tied_ ? nn::tied_lm_head(h, model->embed_tokens->weight) : lm_head->forward(h);
     } else if (task_ == Task::kSequenceClassification) {
       out.logits = score->forward(pool_last_token(x, in.attention_mask));
     }
