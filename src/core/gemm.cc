@@ -176,10 +176,9 @@ at::Tensor mm_cpu(const at::Tensor& a_in, const at::Tensor& b_in, const at::Tens
 }
 
 at::Tensor gemm_layout_empty(int64_t rows, int64_t cols, const at::TensorOptions& options) {
-  const int64_t row_bytes = cols * static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
-  if (rows < 2 || row_bytes == 0 || row_bytes % 4096 != 0) return at::empty({rows, cols}, options);
-  const int64_t pad = 64 / static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
-  return at::empty({rows, cols + pad}, options).narrow(1, 0, cols);
+  const auto element = static_cast<int64_t>(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
+  if (rows < 2 || cols == 0 || cols * element % 4096 != 0) return at::empty({rows, cols}, options);
+  return at::empty({rows, cols + 64 / element}, options).narrow(1, 0, cols);
 }
 
 }  // namespace mixpeft

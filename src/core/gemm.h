@@ -69,9 +69,9 @@ at::Tensor mm_cpu(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bi
 // An uninitialised [rows, cols] matrix laid out for these products:
 // contiguous, unless a row would be a whole multiple of 4 KiB long; then
 // rows start 64 bytes further apart (a view of a [rows, cols + 64 bytes]
-// buffer). oneDNN's sgemm reads such a matrix transposed about 20% slower,
+// buffer). oneDNN's sgemm reads such a matrix transposed about 15% slower,
 // every row of a block falling into the same cache sets: GPT-2's c_fc
-// weight [768, 3072] in its input's gradient, 287 against 345 GFLOP/s
+// weight [768, 3072] in its input's gradient, 286-291 against 338 GFLOP/s
 // (bench/gemm_bench). The products' values do not depend on the stride.
 at::Tensor gemm_layout_empty(int64_t rows, int64_t cols, const at::TensorOptions& options = {});
 

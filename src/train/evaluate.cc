@@ -36,9 +36,8 @@ TensorBatch to_tensors(const data::Batch& b, data::Task task, c10::Device device
         rows.push_back(r * b.cols + c);
         targets.push_back(next);
       }
-    t.lm_rows = from_vector(rows, static_cast<int64_t>(rows.size()), 1, device).view({-1});
+    t.inputs.logits_rows = from_vector(rows, static_cast<int64_t>(rows.size()), 1, device).view({-1});
     t.lm_targets = from_vector(targets, static_cast<int64_t>(targets.size()), 1, device).view({-1});
-    t.inputs.logits_rows = t.lm_rows;
   } else if (task == data::Task::kClassification) {
     t.labels = from_vector(b.labels, b.rows, 1, device).view({b.rows});
   } else {

@@ -16,10 +16,11 @@ struct TensorBatch {
   ModelInputs inputs;
   at::Tensor labels;   // classification [B] / causal_lm [B, T] int64; undefined for regression
   at::Tensor targets;  // regression [B] float32
-  // causal_lm: the positions b * T + t that predict a token (labels[b, t + 1]
-  // is not -100) and those tokens, [R] int64 each. to_tensors also sets
-  // inputs.logits_rows to lm_rows, so the LM head runs on those positions only.
-  at::Tensor lm_rows, lm_targets;
+  // causal_lm: the tokens predicted by the positions in inputs.logits_rows,
+  // which to_tensors sets to the positions b * T + t that predict one
+  // (labels[b, t + 1] is not -100), so the LM head runs on those only;
+  // [R] int64 each.
+  at::Tensor lm_targets;
   int64_t rows = 0;
 };
 TensorBatch to_tensors(const data::Batch& batch, data::Task task, c10::Device device);
@@ -28,7 +29,7 @@ TensorBatch to_tensors(const data::Batch& batch, data::Task task, c10::Device de
 // classification: cross-entropy over rows (with label smoothing), regression:
 // squared error over rows, causal_lm: cross-entropy over completion tokens
 // (logits[:, :-1] against labels[:, 1:], -100 ignored; logits [R, V] of
-// batch.lm_rows against batch.lm_targets when the model had logits_rows).
+// batch.inputs.logits_rows against batch.lm_targets when the model had them).
 at::Tensor loss_sum(data::Task task, const at::Tensor& logits, const TensorBatch& batch, double label_smoothing);
 // Whether `e` has a target to evaluate against (test rows may have none).
 bool is_labelled(data::Task task, const data::Example& e);
