@@ -1,12 +1,15 @@
 #include "mixpeft/runtime.h"
 
 #include <cstdlib>
+#include <set>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include "core/row_blocks.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft {
@@ -71,6 +74,27 @@ TEST(Runtime, CachingCpuAllocatorReusesLargeBlocksWithinItsBound) {
   // Small tensors are plain malloc, and everything computes as before.
   auto a = at::randn({64, 4096}), b = at::randn({4096, 300});
   EXPECT_TRUE(at::allclose(at::mm(a, b), at::mm(a.to(at::kDouble), b.to(at::kDouble)).to(at::kFloat), 1e-4, 1e-3));
+}
+
+// for_each_row_block covers every row once, spread over the intra-op
+// threads. at::parallel_for is inline OpenMP code in LibTorch's headers: in
+// a file compiled without -fopenmp it quietly runs on one thread, as the
+// vocabulary-wide losses did before CMakeLists.txt added OpenMP.
+TEST(RowBlocks, CoverEveryRowOnceOnSeveralThreads) {
+  const int previous = at::get_num_threads();
+  at::set_num_threads(2);
+  const int64_t n = 1000;
+  std::vector<int> visits(n, 0), thread(n, -1);
+  for_each_row_block(n, [&](int64_t r, int64_t k) {
+    EXPECT_LE(k, kRowsPerBlock);
+    for (int64_t i = r; i < r + k; ++i) {
+      ++visits[i];
+      thread[i] = at::get_thread_num();
+    }
+  });
+  at::set_num_threads(previous);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(visits[i], 1) << "row " << i;
+  EXPECT_EQ(std::set<int>(thread.begin(), thread.end()).size(), 2u);
 }
 
 }  // namespace
