@@ -1,9 +1,12 @@
 #include "train/loss.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "core/row_blocks.h"
+#include "core/vocab_math.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft::train {
@@ -17,16 +20,15 @@ struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
     at::Tensor lse = at::empty({N}, logits.options());
     at::Tensor picked = at::zeros({N}, logits.options().dtype(at::kDouble));
     const int64_t* label = labels.data_ptr<int64_t>();
+    const int64_t V = logits.size(1);
+    const float* rows = logits.data_ptr<float>();
+    float* lse_rows = lse.data_ptr<float>();
+    double* out = picked.data_ptr<double>();
     for_each_row_block(N, [&](int64_t b, int64_t n) {
-      at::Tensor block = logits.narrow(0, b, n);
-      at::Tensor l = lse.narrow(0, b, n);
-      l.copy_(at::logsumexp(block, 1));
-      const float* rows = block.data_ptr<float>();
-      const float* lse_rows = l.data_ptr<float>();
-      double* out = picked.data_ptr<double>() + b;
-      for (int64_t i = 0; i < n; ++i)
-        if (label[b + i] != ignore_index)
-          out[i] = static_cast<double>(lse_rows[i]) - rows[i * logits.size(1) + label[b + i]];
+      for (int64_t i = b; i < b + n; ++i) {
+        lse_rows[i] = vocab::logsumexp(rows + i * V, V);
+        if (label[i] != ignore_index) out[i] = static_cast<double>(lse_rows[i]) - rows[i * V + label[i]];
+      }
     });
     ctx->save_for_backward({logits, lse, labels});
     ctx->saved_data["ignore_index"] = ignore_index;
@@ -44,15 +46,17 @@ struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
     const float g = grad[0].item<float>();
     const int64_t N = logits.size(0), V = logits.size(1);
     at::Tensor out = at::empty_like(logits);
+    const float* rows = logits.data_ptr<float>();
+    const float* lse_rows = lse.data_ptr<float>();
+    float* grad_rows = out.data_ptr<float>();
     for_each_row_block(N, [&](int64_t b, int64_t n) {
-      at::Tensor o = out.narrow(0, b, n);
-      at::sub_out(o, logits.narrow(0, b, n), lse.narrow(0, b, n).unsqueeze(1)).exp_().mul_(g);
-      float* rows = o.data_ptr<float>();
-      for (int64_t i = 0; i < n; ++i) {
-        if (label[b + i] == ignore_index) {
-          o[i].zero_();
+      for (int64_t i = b; i < b + n; ++i) {
+        float* o = grad_rows + i * V;
+        if (label[i] == ignore_index) {
+          std::fill(o, o + V, 0.f);
         } else {
-          rows[i * V + label[b + i]] -= g;
+          vocab::scaled_exp(rows + i * V, V, lse_rows[i], g, o);  // g softmax(row)
+          o[label[i]] -= g;
         }
       }
     });
