@@ -40,7 +40,8 @@ std::string aten_cpu_capability();
 // every step. Smaller blocks go to
 // malloc as before. Idempotent; the first call's bound stays. Tensors made
 // before the call keep their own deleter. The environment variable
-// MIXPEFT_CPU_CACHE_MB overrides the bound; 0 turns the cache off.
+// MIXPEFT_CPU_CACHE_MB overrides the bound; 0 turns the cache off. Blocks
+// of 2 MiB and up ask for transparent huge pages ($MIXPEFT_THP=0: not).
 void use_caching_cpu_allocator(int64_t max_cached_bytes = int64_t(4) << 30);
 
 // What the caching allocator has done so far (all zero when it is not in use).
