@@ -5,8 +5,9 @@
 #
 #   bash bench/perf.sh                 # everything (about 35 min on 2 cores)
 #   bash bench/perf.sh --quick         # 2-layer model, for a smoke test
-#   bash bench/perf.sh --only train    # train | infer | peer | ratio (comma-separated)
+#   bash bench/perf.sh --only train    # train | infer | peer | ratio | consistency (comma-separated)
 #   bash bench/perf.sh --only ratio --rounds 5   # LoRA step, mixpeft and the peer alternating
+#   bash bench/perf.sh --only consistency --rounds 3   # AdaMix's consistency step against LoRA's, alternating
 #   bash bench/perf.sh --threads 2 --out runs/perf
 #
 # The PyTorch peer (bench/peer_pytorch.py) runs when python3 imports torch
@@ -20,7 +21,7 @@ cd "$repo_root"
 build_dir="${MIXPEFT_BUILD_DIR:-build}"
 threads=2
 out=runs/perf
-only="train,infer,peer,ratio"
+only="train,infer,peer,ratio,consistency"
 rounds=5
 extra=()
 while [[ $# -gt 0 ]]; do
@@ -52,7 +53,7 @@ if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then bf16_gemm=1; else
   echo "perf.sh: this CPU has no AVX-512 BF16: the bf16 runs are skipped" >&2
 fi
 
-if wants train || wants infer || wants ratio; then
+if wants train || wants infer || wants ratio || wants consistency; then
   cmake --build "$build_dir" -j"$(nproc)" --target train_bench infer_bench >/dev/null
 fi
 
@@ -119,6 +120,16 @@ if wants ratio; then
   fi
 fi
 
+# AdaMix's consistency step (two forwards and the KL term) against the LoRA
+# step, alternating in the same way: target within 2.1x.
+if wants consistency; then
+  for ((i = 1; i <= rounds; ++i)); do
+    run "$build_dir/bench/train_bench" --method lora --steps 7 "${common[@]}"
+    run "$build_dir/bench/train_bench" --method adamix-lora --consistency --steps 7 "${common[@]}"
+    run "$build_dir/bench/train_bench" --method adamix-adapter --consistency --steps 7 "${common[@]}"
+  done
+fi
+
 python3 - "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -146,4 +157,18 @@ for label, ours, theirs in (("fp32", lambda r: not r.get("autocast") and not r.g
         print(f"\nLoRA step {label}, mixpeft / peer, {len(pairs)} adjacent pairs: "
               + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" for a, b in pairs)
               + f"; median {ratios[len(ratios) // 2]:.2f}; mixpeft {ours_tps[0]:.0f}-{ours_tps[-1]:.0f} tokens/s")
+# Consistency rounds: each consistency step over the LoRA step run just before it.
+for method in ("adamix-lora", "adamix-adapter"):
+    ratios, lora = [], None
+    for r in rows:
+        if r["impl"] != "mixpeft" or r["bench"] != "train" or r.get("dtype", "fp32") != "fp32" \
+                or r.get("autocast") or r.get("bf16_matmul"):
+            continue
+        if r["method"] == "lora" and not r.get("consistency"):
+            lora = r
+        elif r["method"] == method and r.get("consistency") and lora is not None:
+            ratios.append(r["median_step_s"] / lora["median_step_s"])
+    if ratios:
+        print(f"{method} +consistency step / the LoRA step before it, {len(ratios)} rounds: "
+              + ", ".join(f"{x:.2f}" for x in ratios) + f"; median {sorted(ratios)[len(ratios) // 2]:.2f}")
 EOF

@@ -1,0 +1,96 @@
+// The vocabulary-wide losses alone (docs/PERFORMANCE.md): the causal-LM
+// cross-entropy (train::cross_entropy_sum) and AdaMix's consistency term
+// (peft::adamix_consistency_loss), forward and backward, on [rows, vocab]
+// float32 logits as the training step gives them. Prints one JSON line with
+// the median milliseconds of each over --iters after --warmup.
+//
+//   build/bench/loss_bench                      # 1024 x 50257, 2 threads
+//   build/bench/loss_bench --threads 1 --rows 1016
+#include <chrono>
+#include <cstdio>
+
+#include <ATen/ATen.h>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/perf_common.h"
+#include "mixpeft/adamix.h"
+#include "mixpeft/runtime.h"
+#include "train/loss.h"
+
+using namespace mixpeft;
+
+namespace {
+
+struct Options {
+  int threads = 2;
+  int64_t rows = 1024, vocab = 50257;
+  int warmup = 2, iters = 7;
+};
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run(const Options& o) {
+  bench::warn_coretype();
+  set_num_threads(o.threads);
+  use_caching_cpu_allocator();
+  at::manual_seed(0);
+  // Logits of a model at initialisation: small spread around zero.
+  const at::Tensor a = at::randn({o.rows, o.vocab}) * 2, b = at::randn({o.rows, o.vocab}) * 2;
+  const at::Tensor labels = at::randint(o.vocab, {o.rows}, at::kLong);
+  std::vector<double> ce_fwd, ce_bwd, kl_fwd, kl_bwd;
+  for (int i = 0; i < o.warmup + o.iters; ++i) {
+    const bool keep = i >= o.warmup;
+    {
+      at::Tensor x = a.detach().requires_grad_(true);
+      auto t0 = std::chrono::steady_clock::now();
+      at::Tensor loss = train::cross_entropy_sum(x, labels, -100);
+      const double f = ms_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      loss.backward();
+      const double g = ms_since(t0);
+      if (keep) ce_fwd.push_back(f), ce_bwd.push_back(g);
+    }
+    {
+      at::Tensor x = a.detach().requires_grad_(true), y = b.detach().requires_grad_(true);
+      auto t0 = std::chrono::steady_clock::now();
+      at::Tensor loss = peft::adamix_consistency_loss(x, y);
+      const double f = ms_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      loss.backward();
+      const double g = ms_since(t0);
+      if (keep) kl_fwd.push_back(f), kl_bwd.push_back(g);
+    }
+  }
+  nlohmann::json out{{"bench", "loss"},
+                     {"rows", o.rows},
+                     {"vocab", o.vocab},
+                     {"threads", o.threads},
+                     {"cross_entropy_forward_ms", bench::median(ce_fwd)},
+                     {"cross_entropy_backward_ms", bench::median(ce_bwd)},
+                     {"consistency_forward_ms", bench::median(kl_fwd)},
+                     {"consistency_backward_ms", bench::median(kl_bwd)}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"The causal-LM cross-entropy and AdaMix's consistency term alone (docs/PERFORMANCE.md)"};
+  Options o;
+  app.add_option("--threads", o.threads, "intra-op threads")->capture_default_str();
+  app.add_option("--rows", o.rows, "logit rows (positions)")->capture_default_str();
+  app.add_option("--vocab", o.vocab, "vocabulary size")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "untimed runs first")->capture_default_str();
+  app.add_option("--iters", o.iters, "timed runs (the median is reported)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "loss_bench: %s\n", e.what());
+    return 1;
+  }
+}
