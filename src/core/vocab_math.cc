@@ -51,10 +51,6 @@ float* scratch(int64_t n) {
   return buffer;
 }
 
-// Chunk statistics for rows up to kMaxChunks * kChunk long on the stack,
-// longer ones on the heap.
-constexpr int64_t kMaxChunks = 512;
-
 }  // namespace
 
 MIXPEFT_VOCAB_KERNEL float logsumexp(const float* x, int64_t n) {
@@ -84,15 +80,10 @@ MIXPEFT_VOCAB_KERNEL void scaled_exp(const float* x, int64_t n, float shift, flo
 MIXPEFT_VOCAB_KERNEL double symmetric_kl(const float* a, const float* b, int64_t n, float* d) {
   if (n <= 0) return 0.0;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  float stack_stats[4 * kMaxChunks];
-  float* heap_stats = chunks > kMaxChunks ? static_cast<float*>(malloc(4 * chunks * sizeof(float))) : nullptr;
-  float* stats = heap_stats != nullptr ? heap_stats : stack_stats;
-  float *max_a = stats, *max_b = stats + chunks, *sum_a = stats + 2 * chunks, *sum_b = stats + 3 * chunks;
-  float* eb = scratch(n);
-  if (eb == nullptr || (chunks > kMaxChunks && heap_stats == nullptr)) {  // out of memory
-    free(heap_stats);
-    return __builtin_nan("");
-  }
+  // The scratch row holds exp(b - m_c), then each chunk's maxima and sums.
+  float* eb = scratch(n + 4 * chunks);
+  if (eb == nullptr) return __builtin_nan("");  // out of memory
+  float *max_a = eb + n, *max_b = max_a + chunks, *sum_a = max_b + chunks, *sum_b = sum_a + chunks;
   // Pass 1 (the only read from memory): exp(a - m_c) into d, exp(b - m_c) into eb.
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t lo = c * kChunk, hi = lo + kChunk < n ? lo + kChunk : n;
@@ -125,7 +116,6 @@ MIXPEFT_VOCAB_KERNEL double symmetric_kl(const float* a, const float* b, int64_t
     }
     acc += part;
   }
-  free(heap_stats);
   return acc;
 }
 

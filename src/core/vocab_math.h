@@ -28,8 +28,8 @@ void scaled_exp(const float* x, int64_t n, float shift, float scale, float* y);
 // With p = softmax(a) and q = softmax(b) over [0, n), n >= 1: writes
 // d_i = p_i - q_i and returns sum_i (p_i - q_i)(log p_i - log q_i), which is
 // KL(p || q) + KL(q || p). One read of a and b, one exponential per logit;
-// uses a per-thread scratch row of n floats (NaN is returned if it cannot be
-// allocated).
+// uses a per-thread scratch row of about n floats (NaN is returned if it
+// cannot be allocated).
 double symmetric_kl(const float* a, const float* b, int64_t n, float* d);
 
 // y_i = s * x_i and z_i = -s * x_i, one read of x.

@@ -15,7 +15,8 @@ namespace mixpeft::train {
 // log-softmax, the zero-filled [N, V] gradient of the NLL, and the second
 // pass of the log-softmax backward: the forward keeps only each row's
 // logsumexp, and the backward writes softmax - one-hot in one pass over each
-// row (the vectorised row kernels of src/core/vocab_math.h). Logits are read as float32 (bf16 logits are converted once).
+// row (the vectorised row kernels of src/core/vocab_math.h). Logits are
+// read as float32 (bf16 logits are converted once).
 // A label outside [0, V) other than ignore_index is kInvalidArgument.
 at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index);
 

@@ -7,8 +7,8 @@
 // block of rows at a time (the [N, V] softmaxes and log-softmaxes of the
 // composite, four of each with their backward, were most of the cost of a
 // consistency step on a 50k vocabulary), keeping p - q for the backward.
-// Each row pair is one call of vocab::symmetric_kl: three passes over the
-// two rows while they stay in the core's cache, vectorised.
+// Each row pair is one call of vocab::symmetric_kl: one read of the two
+// rows from memory, one exponential per logit, vectorised.
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/torch.h>
 
