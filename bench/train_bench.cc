@@ -4,7 +4,8 @@
 // One step is what mixpeft train does per optimizer step: zero_grad, forward,
 // the shifted cross-entropy (plus AdaMix's consistency term with a second
 // forward when asked), backward, AdamW. Prints one JSON line: the median step
-// time over --steps after --warmup, tokens/s, and the peak RSS.
+// time over --steps after --warmup, tokens/s, and the peak RSS; each step's
+// line on stderr splits it into forward, loss, [forward, kl,] backward, adamw.
 //
 //   OPENBLAS_CORETYPE= build/bench/train_bench --method lora --threads 2
 //   build/bench/train_bench --method adamix-lora --consistency
@@ -114,25 +115,42 @@ int run(const Options& o) {
     std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
     if (!o.profile.empty() && s == o.warmup + o.steps - 1)
       trace = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profile);
+    // Each phase's end, for the step line: forward, loss, [forward, KL], backward, AdamW.
+    std::vector<std::pair<const char*, std::chrono::steady_clock::time_point>> marks;
     const auto t0 = std::chrono::steady_clock::now();
+    const auto mark = [&](const char* phase) { marks.emplace_back(phase, std::chrono::steady_clock::now()); };
     opt.zero_grad();
     at::Tensor loss;
     {
       train::AutocastGuard autocast(o.autocast);
       train::Bf16Guard bf16(o.bf16, c10::Device(c10::kCPU));
       at::Tensor logits = model->forward(in).logits;
+      mark("forward");
       loss = lm_loss(logits, in.input_ids);
+      mark("loss");
       if (o.consistency) {
         at::Tensor logits2 = model->forward(in).logits;
+        mark("forward");
         loss = loss + peft::adamix_consistency_loss(logits.to(at::kFloat), logits2.to(at::kFloat)) /
                           static_cast<double>(o.seq);
+        mark("kl");
       }
     }
     loss.backward();
+    mark("backward");
     opt.step(ao.lr);
+    mark("adamw");
     loss_value = loss.item<double>();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "step %lld: %.3f s, loss %.4f\n", static_cast<long long>(s), dt, loss_value);
+    std::string phases;
+    auto from = t0;
+    for (const auto& [phase, at] : marks) {
+      phases += (phases.empty() ? "" : ", ") + std::string(phase) + " " +
+                std::to_string(static_cast<int>(std::chrono::duration<double, std::milli>(at - from).count()));
+      from = at;
+    }
+    std::fprintf(stderr, "step %lld: %.3f s (ms: %s), loss %.4f\n", static_cast<long long>(s), dt, phases.c_str(),
+                 loss_value);
     if (s >= o.warmup) times.push_back(dt);
   }
   const double med = bench::median(times);
