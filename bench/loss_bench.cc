@@ -1,8 +1,11 @@
 // The vocabulary-wide losses alone (docs/PERFORMANCE.md): the causal-LM
 // cross-entropy (train::cross_entropy_sum) and AdaMix's consistency term
 // (peft::adamix_consistency_loss), forward and backward, on [rows, vocab]
-// float32 logits as the training step gives them. Prints one JSON line with
-// the median milliseconds of each over --iters after --warmup.
+// float32 logits as the training step gives them; then the consistency
+// step's two terms together, as two functions whose gradients autograd adds
+// ("apart") and as the trainer's one function
+// (train::causal_lm_loss_sum_and_consistency, "fused"). Prints one JSON line
+// with the median milliseconds of each over --iters after --warmup.
 //
 //   build/bench/loss_bench                      # 1024 x 50257, 2 threads
 //   build/bench/loss_bench --threads 1 --rows 1016
@@ -40,7 +43,26 @@ int run(const Options& o) {
   // Logits of a model at initialisation: small spread around zero.
   const at::Tensor a = at::randn({o.rows, o.vocab}) * 2, b = at::randn({o.rows, o.vocab}) * 2;
   const at::Tensor labels = at::randint(o.vocab, {o.rows}, at::kLong);
-  std::vector<double> ce_fwd, ce_bwd, kl_fwd, kl_bwd;
+  std::vector<double> ce_fwd, ce_bwd, kl_fwd, kl_bwd, apart_fwd, apart_bwd, fused_fwd, fused_bwd;
+  // The consistency step's view: one sequence of `rows` positions.
+  const at::Tensor seq_labels = labels.view({1, o.rows});
+  const auto time_both = [&](bool fused, std::vector<double>& fwd, std::vector<double>& bwd) {
+    at::Tensor x = a.view({1, o.rows, o.vocab}).detach().requires_grad_(true);
+    at::Tensor y = b.view({1, o.rows, o.vocab}).detach().requires_grad_(true);
+    auto t0 = std::chrono::steady_clock::now();
+    at::Tensor loss;
+    if (fused) {
+      auto [ce, kl] = train::causal_lm_loss_sum_and_consistency(x, y, seq_labels, -100);
+      loss = ce + kl;
+    } else {
+      loss = train::causal_lm_loss_sum(x, seq_labels, -100) + peft::adamix_consistency_loss(x, y);
+    }
+    const double f = ms_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    loss.backward();
+    fwd.push_back(f);
+    bwd.push_back(ms_since(t0));
+  };
   for (int i = 0; i < o.warmup + o.iters; ++i) {
     const bool keep = i >= o.warmup;
     {
@@ -63,6 +85,9 @@ int run(const Options& o) {
       const double g = ms_since(t0);
       if (keep) kl_fwd.push_back(f), kl_bwd.push_back(g);
     }
+    std::vector<double> skip;
+    time_both(false, keep ? apart_fwd : skip, keep ? apart_bwd : skip);
+    time_both(true, keep ? fused_fwd : skip, keep ? fused_bwd : skip);
   }
   nlohmann::json out{{"bench", "loss"},
                      {"rows", o.rows},
@@ -71,7 +96,11 @@ int run(const Options& o) {
                      {"cross_entropy_forward_ms", bench::median(ce_fwd)},
                      {"cross_entropy_backward_ms", bench::median(ce_bwd)},
                      {"consistency_forward_ms", bench::median(kl_fwd)},
-                     {"consistency_backward_ms", bench::median(kl_bwd)}};
+                     {"consistency_backward_ms", bench::median(kl_bwd)},
+                     {"both_apart_forward_ms", bench::median(apart_fwd)},
+                     {"both_apart_backward_ms", bench::median(apart_bwd)},
+                     {"both_fused_forward_ms", bench::median(fused_fwd)},
+                     {"both_fused_backward_ms", bench::median(fused_bwd)}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -77,12 +77,15 @@ MIXPEFT_VOCAB_KERNEL void scaled_exp(const float* x, int64_t n, float shift, flo
   for (int64_t i = 0; i < n; ++i) y[i] = scale * expf(x[i] - shift);
 }
 
-MIXPEFT_VOCAB_KERNEL double symmetric_kl(const float* a, const float* b, int64_t n, float* d) {
+MIXPEFT_VOCAB_KERNEL double symmetric_kl(const float* a, const float* b, int64_t n, float* d, float* lse_a_out) {
   if (n <= 0) return 0.0;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   // The scratch row holds exp(b - m_c), then each chunk's maxima and sums.
   float* eb = scratch(n + 4 * chunks);
-  if (eb == nullptr) return __builtin_nan("");  // out of memory
+  if (eb == nullptr) {  // out of memory
+    if (lse_a_out != nullptr) *lse_a_out = __builtin_nanf("");
+    return __builtin_nan("");
+  }
   float *max_a = eb + n, *max_b = max_a + chunks, *sum_a = max_b + chunks, *sum_b = sum_a + chunks;
   // Pass 1 (the only read from memory): exp(a - m_c) into d, exp(b - m_c) into eb.
   for (int64_t c = 0; c < chunks; ++c) {
@@ -102,6 +105,7 @@ MIXPEFT_VOCAB_KERNEL double symmetric_kl(const float* a, const float* b, int64_t
     sum_b[c] = sb;
   }
   const float lse_a = combine(max_a, sum_a, chunks), lse_b = combine(max_b, sum_b, chunks);
+  if (lse_a_out != nullptr) *lse_a_out = lse_a;
   const float shift = lse_a - lse_b;
   // Pass 2: p = exp(a - m_c) exp(m_c - lse_a), likewise q; log p - log q = a - b - shift.
   double acc = 0;  // every term is >= 0: (p - q) and (log p - log q) share their sign
@@ -123,6 +127,15 @@ MIXPEFT_VOCAB_KERNEL void scale_and_negate(const float* x, int64_t n, float s, f
   for (int64_t i = 0; i < n; ++i) {
     y[i] = s * x[i];
     z[i] = -s * x[i];
+  }
+}
+
+MIXPEFT_VOCAB_KERNEL void softmax_plus_scaled(const float* a, const float* d, int64_t n, float lse_a, float s_p,
+                                              float s_d, float* y, float* z) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float di = s_d * d[i];
+    y[i] = s_p * expf(a[i] - lse_a) + di;
+    z[i] = -di;
   }
 }
 

@@ -29,8 +29,16 @@ void scaled_exp(const float* x, int64_t n, float shift, float scale, float* y);
 // d_i = p_i - q_i and returns sum_i (p_i - q_i)(log p_i - log q_i), which is
 // KL(p || q) + KL(q || p). One read of a and b, one exponential per logit;
 // uses a per-thread scratch row of about n floats (NaN is returned if it
-// cannot be allocated).
-double symmetric_kl(const float* a, const float* b, int64_t n, float* d);
+// cannot be allocated, and *lse_a too). When lse_a is not null, *lse_a =
+// log(sum_i exp(a_i)).
+double symmetric_kl(const float* a, const float* b, int64_t n, float* d, float* lse_a = nullptr);
+
+// y_i = s_p * exp(a_i - lse_a) + s_d * d_i and z_i = -s_d * d_i, one read of
+// a and d. With d from symmetric_kl: the gradients, with respect to a and b,
+// of s_p * (the cross-entropy of row a) + s_d * (the symmetric KL with its
+// targets detached), except for the -s_p at a's target.
+void softmax_plus_scaled(const float* a, const float* d, int64_t n, float lse_a, float s_p, float s_d, float* y,
+                         float* z);
 
 // y_i = s * x_i and z_i = -s * x_i, one read of x.
 void scale_and_negate(const float* x, int64_t n, float s, float* y, float* z);

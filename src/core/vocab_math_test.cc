@@ -63,8 +63,10 @@ TEST(VocabMath, SymmetricKlMatchesFloat64ValueAndProbabilityDifferences) {
     const auto a = random_row(n, 200 + static_cast<uint32_t>(n), 3.f);
     const auto b = random_row(n, 300 + static_cast<uint32_t>(n), 3.f, 5.f);
     std::vector<float> d(a.size());
-    const double got = symmetric_kl(a.data(), b.data(), n, d.data());
+    float lse_a = 0.f;
+    const double got = symmetric_kl(a.data(), b.data(), n, d.data(), &lse_a);
     const double la = logsumexp_ref(a), lb = logsumexp_ref(b);
+    EXPECT_NEAR(lse_a, la, 2e-6 * std::max(1.0, std::abs(la))) << "n " << n;
     double ref = 0, worst = 0;
     for (int64_t i = 0; i < n; ++i) {
       const double lp = a[i] - la, lq = b[i] - lb;
@@ -90,6 +92,23 @@ TEST(VocabMath, ScaleAndNegate) {
   for (size_t i = 0; i < x.size(); ++i) {
     ASSERT_EQ(y[i], 0.5f * x[i]);
     ASSERT_EQ(z[i], -y[i]);
+  }
+}
+
+TEST(VocabMath, SoftmaxPlusScaledMatchesFloat64) {
+  for (int64_t n : kLengths) {
+    const auto a = random_row(n, 400 + static_cast<uint32_t>(n), 3.f, -7.f);
+    const auto d = random_row(n, 500 + static_cast<uint32_t>(n), 1e-3f);
+    const double la = logsumexp_ref(a);
+    std::vector<float> y(a.size()), z(a.size());
+    softmax_plus_scaled(a.data(), d.data(), n, static_cast<float>(la), 0.75f, -2.5f, y.data(), z.data());
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double p = std::exp(a[i] - la), ref = 0.75 * p - 2.5 * d[i];
+      worst = std::max(worst, std::abs(y[i] - ref) / (0.75 * p + 2.5 * std::abs(d[i])));
+      ASSERT_EQ(z[i], 2.5f * d[i]) << "n " << n << " i " << i;
+    }
+    EXPECT_LT(worst, 1e-5) << "n " << n;
   }
 }
 

@@ -1,16 +1,43 @@
 #include "train/loss.h"
 
 #include <algorithm>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "core/row_blocks.h"
 #include "core/vocab_math.h"
+#include "mixpeft/adamix.h"
 #include "mixpeft/error.h"
 
 namespace mixpeft::train {
 namespace {
+
+// labels as int64, contiguous; a label outside [0, V) other than ignore_index is kInvalidArgument.
+at::Tensor checked_labels(const at::Tensor& labels, int64_t V, int64_t ignore_index, const char* who) {
+  at::Tensor l = labels.to(at::kLong).contiguous();
+  const at::Tensor bad = (l != ignore_index).logical_and((l < 0).logical_or(l >= V));
+  MIXPEFT_CHECK(!bad.any().item<bool>(), ErrorKind::kInvalidArgument, who, ": label ",
+                l.masked_select(bad)[0].item<int64_t>(), " is outside the vocabulary [0, ", V, ")");
+  return l;
+}
+
+// [B, T] labels -> [B T]: position t is scored against labels[:, t + 1]; the
+// last position of each row predicts nothing.
+at::Tensor shifted_labels(const at::Tensor& labels, int64_t ignore_index) {
+  const int64_t B = labels.size(0), T = labels.size(1);
+  at::Tensor shifted = at::full({B, T}, ignore_index, labels.options().dtype(at::kLong));
+  shifted.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
+  return shifted.view({-1});
+}
+
+void check_causal_lm_shapes(const at::Tensor& logits, const at::Tensor& labels, const char* who) {
+  MIXPEFT_CHECK(logits.dim() == 3 && labels.dim() == 2 && labels.size(0) == logits.size(0) &&
+                    labels.size(1) == logits.size(1),
+                ErrorKind::kInvalidArgument, who, ": logits ", logits.sizes(), " and labels ", labels.sizes(),
+                " (expected [B, T, V] and [B, T])");
+}
 
 struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits_in,
@@ -65,17 +92,73 @@ struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
   }
 };
 
+// {sum of the cross-entropies of a's rows against labels, 0.5 (KL(p || q) +
+// KL(q || p)) / n} with p = softmax(a), q = softmax(b) per row, both KL
+// targets detached (src/peft/adamix/consistency.cc has the derivation).
+// a, b: [N, V] float32 contiguous; labels [N] int64, checked.
+struct CrossEntropyAndKl : torch::autograd::Function<CrossEntropyAndKl> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a,
+                                                const at::Tensor& b, const at::Tensor& labels, int64_t ignore_index,
+                                                int64_t n) {
+    const int64_t N = a.size(0), V = a.size(1);
+    at::Tensor p_minus_q = at::empty_like(a), lse = at::empty({N}, a.options());
+    std::vector<double> ce(static_cast<size_t>(N), 0.0), kl(static_cast<size_t>(N));
+    const int64_t* label = labels.data_ptr<int64_t>();
+    const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
+    float *pd = p_minus_q.data_ptr<float>(), *plse = lse.data_ptr<float>();
+    for_each_row_block(N, [&](int64_t r, int64_t k) {
+      for (int64_t i = r; i < r + k; ++i) {
+        const auto row = static_cast<size_t>(i);
+        kl[row] = vocab::symmetric_kl(pa + i * V, pb + i * V, V, pd + i * V, plse + i);
+        if (label[i] != ignore_index) ce[row] = static_cast<double>(plse[i]) - pa[i * V + label[i]];
+      }
+    });
+    double ce_sum = 0, kl_sum = 0;
+    for (size_t i = 0; i < ce.size(); ++i) {
+      ce_sum += ce[i];
+      kl_sum += kl[i];
+    }
+    ctx->save_for_backward({a, lse, labels, p_minus_q});
+    ctx->saved_data["ignore_index"] = ignore_index;
+    ctx->saved_data["n"] = n;
+    return {at::scalar_tensor(ce_sum, a.options()), at::scalar_tensor(kl_sum * 0.5 / static_cast<double>(n), a.options())};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &a = saved[0], &lse = saved[1], &d = saved[3];
+    const int64_t* label = saved[2].data_ptr<int64_t>();
+    const int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
+    const auto scalar = [](const at::Tensor& g) { return g.defined() ? g.item<double>() : 0.0; };
+    const auto s_ce = static_cast<float>(scalar(grad[0]));
+    const auto s_kl = static_cast<float>(scalar(grad[1]) * 0.5 / static_cast<double>(ctx->saved_data["n"].toInt()));
+    const int64_t N = a.size(0), V = a.size(1);
+    at::Tensor ga = at::empty_like(a), gb = at::empty_like(a);
+    const float *pa = a.data_ptr<float>(), *pd = d.data_ptr<float>(), *plse = lse.data_ptr<float>();
+    float *pga = ga.data_ptr<float>(), *pgb = gb.data_ptr<float>();
+    for_each_row_block(N, [&](int64_t r, int64_t k) {
+      for (int64_t i = r; i < r + k; ++i) {
+        const int64_t o = i * V;
+        if (label[i] == ignore_index) {
+          vocab::scale_and_negate(pd + o, V, s_kl, pga + o, pgb + o);
+        } else {
+          vocab::softmax_plus_scaled(pa + o, pd + o, V, plse[i], s_ce, s_kl, pga + o, pgb + o);
+          pga[o + label[i]] -= s_ce;
+        }
+      }
+    });
+    return {ga, gb, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
   MIXPEFT_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), ErrorKind::kInvalidArgument,
                 "cross_entropy_sum: logits ", logits.sizes(), " and labels ", labels.sizes(),
                 " (expected [N, V] and [N])");
-  at::Tensor l = labels.to(at::kLong).contiguous();
-  const int64_t V = logits.size(1);
-  const at::Tensor bad = (l != ignore_index).logical_and((l < 0).logical_or(l >= V));
-  MIXPEFT_CHECK(!bad.any().item<bool>(), ErrorKind::kInvalidArgument, "cross_entropy_sum: label ",
-                l.masked_select(bad)[0].item<int64_t>(), " is outside the vocabulary [0, ", V, ")");
+  const at::Tensor l = checked_labels(labels, logits.size(1), ignore_index, "cross_entropy_sum");
   // Elsewhere (CUDA) ATen's own loss, whose kernels fuse there.
   if (!logits.device().is_cpu())
     return at::cross_entropy_loss(logits.to(at::kFloat), l, {}, at::Reduction::Sum, ignore_index, 0.0);
@@ -83,15 +166,26 @@ at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels,
 }
 
 at::Tensor causal_lm_loss_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
-  MIXPEFT_CHECK(logits.dim() == 3 && labels.dim() == 2 && labels.size(0) == logits.size(0) &&
-                    labels.size(1) == logits.size(1),
-                ErrorKind::kInvalidArgument, "causal_lm_loss_sum: logits ", logits.sizes(), " and labels ",
-                labels.sizes(), " (expected [B, T, V] and [B, T])");
-  // Position t predicts token t + 1; the last position of each row predicts nothing.
-  const int64_t B = logits.size(0), T = logits.size(1), V = logits.size(2);
-  at::Tensor shifted = at::full({B, T}, ignore_index, labels.options().dtype(at::kLong));
-  shifted.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
-  return cross_entropy_sum(logits.reshape({B * T, V}), shifted.view({-1}), ignore_index);
+  check_causal_lm_shapes(logits, labels, "causal_lm_loss_sum");
+  return cross_entropy_sum(logits.reshape({-1, logits.size(2)}), shifted_labels(labels, ignore_index), ignore_index);
+}
+
+std::pair<at::Tensor, at::Tensor> causal_lm_loss_sum_and_consistency(const at::Tensor& logits1,
+                                                                     const at::Tensor& logits2,
+                                                                     const at::Tensor& labels, int64_t ignore_index) {
+  const char* who = "causal_lm_loss_sum_and_consistency";
+  check_causal_lm_shapes(logits1, labels, who);
+  MIXPEFT_CHECK(logits2.sizes() == logits1.sizes(), ErrorKind::kInvalidArgument, who, ": logits ", logits1.sizes(),
+                " and ", logits2.sizes(), " differ");
+  if (!logits1.device().is_cpu() || logits1.numel() == 0)
+    return {causal_lm_loss_sum(logits1, labels, ignore_index), peft::adamix_consistency_loss(logits1, logits2)};
+  const int64_t V = logits1.size(2);
+  const at::Tensor l = checked_labels(shifted_labels(labels, ignore_index), V, ignore_index, who);
+  // Float32 conversions (of bf16 logits) stay outside the function, in autograd's hands.
+  auto out = CrossEntropyAndKl::apply(logits1.to(at::kFloat).reshape({-1, V}).contiguous(),
+                                      logits2.to(at::kFloat).reshape({-1, V}).contiguous(), l, ignore_index,
+                                      logits1.size(0));
+  return {out[0], out[1]};
 }
 
 }  // namespace mixpeft::train

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "mixpeft/adamix.h"
 #include "mixpeft/data.h"
 #include "mixpeft/error.h"
 #include "models/test_util.h"
@@ -102,6 +103,75 @@ TEST(CausalLmLoss, TheLmHeadOnLabelledPositionsOnlyGivesTheSameLossAndGradients)
     ++compared;
   }
   EXPECT_GT(compared, 10u);
+}
+
+// AdaMix's consistency step in one function: the causal-LM loss of the first
+// logits and the symmetric KL between both, against ATen's composite in
+// float64, with weights that tell the two terms' gradients apart.
+TEST(CausalLmLossAndConsistency, MatchesATenInFloat64ValuesAndGradients) {
+  at::manual_seed(9);
+  const int64_t B = 3, T = 7, V = 1003;
+  at::Tensor a = (torch::randn({B, T, V}) * 3).set_requires_grad(true);
+  at::Tensor b = (torch::randn({B, T, V}) * 3 + 1).set_requires_grad(true);
+  at::Tensor labels = torch::randint(V, {B, T}, torch::kLong);
+  labels[0][2] = -100;
+  labels[2].narrow(0, 4, 3).fill_(-100);  // padding
+  auto [ce, kl] = causal_lm_loss_sum_and_consistency(a, b, labels, -100);
+  (0.3 * ce + 1.7 * kl).backward();
+
+  at::Tensor ra = a.detach().to(torch::kDouble).set_requires_grad(true);
+  at::Tensor rb = b.detach().to(torch::kDouble).set_requires_grad(true);
+  at::Tensor shifted = torch::full({B, T}, -100, torch::kLong);
+  shifted.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
+  at::Tensor ref_ce = at::cross_entropy_loss(ra.reshape({-1, V}), shifted.view({-1}), {}, at::Reduction::Sum, -100, 0.0);
+  namespace F = torch::nn::functional;
+  const auto batchmean = F::KLDivFuncOptions().reduction(torch::kBatchMean);
+  at::Tensor ref_kl = 0.5 * (F::kl_div(torch::log_softmax(ra, -1), torch::softmax(rb.detach(), -1), batchmean) +
+                             F::kl_div(torch::log_softmax(rb, -1), torch::softmax(ra.detach(), -1), batchmean));
+  (0.3 * ref_ce + 1.7 * ref_kl).backward();
+  EXPECT_NEAR(ce.item<double>(), ref_ce.item<double>(), 1e-5 * ref_ce.item<double>());
+  EXPECT_NEAR(kl.item<double>(), ref_kl.item<double>(), 1e-5 * ref_kl.item<double>());
+  EXPECT_GT(kl.item<double>(), 0.1);
+  EXPECT_LT((a.grad().to(torch::kDouble) - ra.grad()).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((b.grad().to(torch::kDouble) - rb.grad()).abs().max().item<double>(), 1e-6);
+  EXPECT_GT(b.grad().abs().max().item<double>(), 1e-3);
+
+  // The same as the two losses apart (what the trainer ran before), gradients included.
+  at::Tensor a2 = a.detach().clone().set_requires_grad(true), b2 = b.detach().clone().set_requires_grad(true);
+  (0.3 * causal_lm_loss_sum(a2, labels, -100) + 1.7 * peft::adamix_consistency_loss(a2, b2)).backward();
+  EXPECT_LT((a.grad() - a2.grad()).abs().max().item<double>(), 1e-6);
+  EXPECT_LT((b.grad() - b2.grad()).abs().max().item<double>(), 1e-7);
+}
+
+TEST(CausalLmLossAndConsistency, Bf16LogitsAndBadInput) {
+  at::manual_seed(10);
+  at::Tensor a = torch::randn({2, 5, 70}).to(torch::kBFloat16).set_requires_grad(true);
+  at::Tensor b = torch::randn({2, 5, 70}).to(torch::kBFloat16).set_requires_grad(true);
+  at::Tensor labels = torch::randint(70, {2, 5}, torch::kLong);
+  auto [ce, kl] = causal_lm_loss_sum_and_consistency(a, b, labels, -100);
+  (ce + kl).backward();
+  ASSERT_EQ(a.grad().scalar_type(), torch::kBFloat16);
+  ASSERT_EQ(b.grad().scalar_type(), torch::kBFloat16);
+  at::Tensor fa = a.detach().to(torch::kFloat).set_requires_grad(true);
+  at::Tensor fb = b.detach().to(torch::kFloat).set_requires_grad(true);
+  (causal_lm_loss_sum(fa, labels, -100) + peft::adamix_consistency_loss(fa, fb)).backward();
+  EXPECT_LT((a.grad().to(torch::kFloat) - fa.grad()).abs().max().item<double>(), 1e-2);
+  EXPECT_LT((b.grad().to(torch::kFloat) - fb.grad()).abs().max().item<double>(), 1e-2);
+
+  const auto message = [&](const at::Tensor& x, const at::Tensor& y, const at::Tensor& l) {
+    try {
+      causal_lm_loss_sum_and_consistency(x, y, l, -100);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  at::Tensor bad = labels.clone();
+  bad[1][3] = 70;
+  EXPECT_NE(message(a, b, bad).find("label 70 is outside the vocabulary [0, 70)"), std::string::npos);
+  EXPECT_NE(message(a, b.narrow(1, 0, 4), labels).find("differ"), std::string::npos);
+  EXPECT_NE(message(a, b, labels.narrow(1, 0, 4)).find("expected [B, T, V] and [B, T]"), std::string::npos);
 }
 
 }  // namespace

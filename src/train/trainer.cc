@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <set>
+#include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -406,12 +407,23 @@ class Run {
         at::Tensor loss;
         {
           Bf16Guard bf16(t_.bf16, device_);
+          const auto per_step = static_cast<double>(std::max<int64_t>(1, terms));
           at::Tensor logits = trainable_.model->forward(tb.inputs).logits;
-          loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing) / static_cast<double>(std::max<int64_t>(1, terms));
           if (adamix_ && t_.consistency_weight > 0) {
             at::Tensor logits2 = trainable_.model->forward(tb.inputs).logits;
-            at::Tensor kl = peft::adamix_consistency_loss(logits, logits2) * static_cast<double>(tb.rows);
-            loss = loss + t_.consistency_weight * kl / static_cast<double>(rows);
+            at::Tensor task_loss, kl;
+            // A causal LM's [B, T, vocabulary] logits: both terms in one pass over them.
+            if (dataset_.task == data::Task::kCausalLm) {
+              std::tie(task_loss, kl) =
+                  causal_lm_loss_sum_and_consistency(logits, logits2, tb.labels, data::kIgnoreIndex);
+            } else {
+              task_loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing);
+              kl = peft::adamix_consistency_loss(logits, logits2);
+            }
+            loss = task_loss / per_step +
+                   t_.consistency_weight * (kl * static_cast<double>(tb.rows)) / static_cast<double>(rows);
+          } else {
+            loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing) / per_step;
           }
         }
         loss.backward();
