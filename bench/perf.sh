@@ -7,7 +7,7 @@
 #   bash bench/perf.sh --quick         # 2-layer model, for a smoke test
 #   bash bench/perf.sh --only train    # train | infer | peer | ratio | consistency (comma-separated)
 #   bash bench/perf.sh --only ratio --rounds 5   # LoRA step, mixpeft and the peer alternating
-#   bash bench/perf.sh --only consistency --rounds 3   # AdaMix's consistency step against LoRA's, alternating
+#   bash bench/perf.sh --only consistency --rounds 3   # AdaMix steps against LoRA steps, paired in one process
 #   bash bench/perf.sh --threads 2 --out runs/perf
 #
 # The PyTorch peer (bench/peer_pytorch.py) runs when python3 imports torch
@@ -120,13 +120,15 @@ if wants ratio; then
   fi
 fi
 
-# AdaMix's consistency step (two forwards and the KL term) against the LoRA
-# step, alternating in the same way: target within 2.1x.
+# AdaMix against LoRA, each step paired with a LoRA step run just before it
+# in the same process (train_bench --against): one forward (target within
+# 1.1x) and the consistency step, two forwards and the KL term (within 2.1x).
 if wants consistency; then
   for ((i = 1; i <= rounds; ++i)); do
-    run "$build_dir/bench/train_bench" --method lora --steps 7 "${common[@]}"
-    run "$build_dir/bench/train_bench" --method adamix-lora --consistency --steps 7 "${common[@]}"
-    run "$build_dir/bench/train_bench" --method adamix-adapter --consistency --steps 7 "${common[@]}"
+    for m in adamix-lora adamix-adapter; do
+      run "$build_dir/bench/train_bench" --method "$m" --against lora --steps 7 "${common[@]}"
+      run "$build_dir/bench/train_bench" --method "$m" --consistency --against lora --steps 7 "${common[@]}"
+    done
   done
 fi
 
@@ -157,18 +159,15 @@ for label, ours, theirs in (("fp32", lambda r: not r.get("autocast") and not r.g
         print(f"\nLoRA step {label}, mixpeft / peer, {len(pairs)} adjacent pairs: "
               + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" for a, b in pairs)
               + f"; median {ratios[len(ratios) // 2]:.2f}; mixpeft {ours_tps[0]:.0f}-{ours_tps[-1]:.0f} tokens/s")
-# Consistency rounds: each consistency step over the LoRA step run just before it.
-for method in ("adamix-lora", "adamix-adapter"):
-    ratios, lora = [], None
-    for r in rows:
-        if r["impl"] != "mixpeft" or r["bench"] != "train" or r.get("dtype", "fp32") != "fp32" \
-                or r.get("autocast") or r.get("bf16_matmul"):
-            continue
-        if r["method"] == "lora" and not r.get("consistency"):
-            lora = r
-        elif r["method"] == method and r.get("consistency") and lora is not None:
-            ratios.append(r["median_step_s"] / lora["median_step_s"])
-    if ratios:
-        print(f"{method} +consistency step / the LoRA step before it, {len(ratios)} rounds: "
-              + ", ".join(f"{x:.2f}" for x in ratios) + f"; median {sorted(ratios)[len(ratios) // 2]:.2f}")
+# Paired runs (--against): each step over the step of the other method just before it.
+paired = {}
+for r in rows:
+    if "against" in r:
+        key = f"{r['method']}{' +consistency' if r.get('consistency') else ''} / {r['against']}"
+        paired.setdefault(key, []).append(r)
+for key, runs in paired.items():
+    every = sorted(x for r in runs for x in r["ratio_per_pair"])
+    print(f"{key} step, paired in each process, median of each of {len(runs)} runs: "
+          + ", ".join(f"{r['median_ratio']:.3f}" for r in runs)
+          + f"; all {len(every)} pairs {every[0]:.3f}-{every[-1]:.3f}, median {every[len(every) // 2]:.3f}")
 EOF
