@@ -44,8 +44,8 @@ std::string aten_cpu_capability();
 // it in again during the next. Idempotent; the first call's bound stays.
 // Tensors made before the call keep their own deleter. The environment
 // variable MIXPEFT_CPU_CACHE_MB overrides the bound; 0 turns the cache (and
-// the mallopt) off. Blocks of 2 MiB and up ask for transparent huge pages
-// ($MIXPEFT_THP=0: not).
+// the mallopt) off; MIXPEFT_MALLOC_KEEP=0 skips the mallopt only. Blocks of
+// 2 MiB and up ask for transparent huge pages ($MIXPEFT_THP=0: not).
 void use_caching_cpu_allocator(int64_t max_cached_bytes = int64_t(4) << 30);
 
 // What the caching allocator has done so far (all zero when it is not in use).

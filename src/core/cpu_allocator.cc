@@ -136,6 +136,7 @@ void use_caching_cpu_allocator(int64_t max_cached_bytes) {
     if (max_cached_bytes <= 0) return;
     cache().limit = size_t(max_cached_bytes);
 #ifdef __GLIBC__
+    // $MIXPEFT_MALLOC_KEEP=0 leaves glibc's adaptive thresholds alone.
     // Blocks under kLarge stay with malloc. glibc's adaptive thresholds trim
     // the top of its heap whenever more than twice the largest block it has
     // unmapped lies free there; AdaMix's consistency step freed 58 MB there
@@ -143,8 +144,11 @@ void use_caching_cpu_allocator(int64_t max_cached_bytes) {
     // faults per step, its forwards 6% slower than LoRA's). Fixed thresholds
     // keep that heap: mmap for blocks of 32 MiB and up (where the adaptive one
     // ends; those this cache keeps), and trim only past the cache's bound.
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(max_cached_bytes, INT_MAX)));
+    const char* keep = std::getenv("MIXPEFT_MALLOC_KEEP");
+    if (keep == nullptr || std::string_view(keep) != "0") {
+      mallopt(M_MMAP_THRESHOLD, 32 << 20);
+      mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(max_cached_bytes, INT_MAX)));
+    }
 #endif
     static CachingCpuAllocator allocator;
     // Priority 1: above LibTorch's default CPU allocator (0).
