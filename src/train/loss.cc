@@ -121,7 +121,8 @@ struct CrossEntropyAndKl : torch::autograd::Function<CrossEntropyAndKl> {
     ctx->save_for_backward({a, lse, labels, p_minus_q});
     ctx->saved_data["ignore_index"] = ignore_index;
     ctx->saved_data["n"] = n;
-    return {at::scalar_tensor(ce_sum, a.options()), at::scalar_tensor(kl_sum * 0.5 / static_cast<double>(n), a.options())};
+    return {at::scalar_tensor(ce_sum, a.options()),
+            at::scalar_tensor(kl_sum * 0.5 / static_cast<double>(n), a.options())};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,

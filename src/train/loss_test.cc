@@ -123,7 +123,8 @@ TEST(CausalLmLossAndConsistency, MatchesATenInFloat64ValuesAndGradients) {
   at::Tensor rb = b.detach().to(torch::kDouble).set_requires_grad(true);
   at::Tensor shifted = torch::full({B, T}, -100, torch::kLong);
   shifted.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
-  at::Tensor ref_ce = at::cross_entropy_loss(ra.reshape({-1, V}), shifted.view({-1}), {}, at::Reduction::Sum, -100, 0.0);
+  at::Tensor ref_ce =
+      at::cross_entropy_loss(ra.reshape({-1, V}), shifted.view({-1}), {}, at::Reduction::Sum, -100, 0.0);
   namespace F = torch::nn::functional;
   const auto batchmean = F::KLDivFuncOptions().reduction(torch::kBatchMean);
   at::Tensor ref_kl = 0.5 * (F::kl_div(torch::log_softmax(ra, -1), torch::softmax(rb.detach(), -1), batchmean) +
