@@ -1,7 +1,6 @@
 #include "train/loss.h"
 
 #include <algorithm>
-#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -10,6 +9,7 @@
 #include "core/vocab_math.h"
 #include "mixpeft/adamix.h"
 #include "mixpeft/error.h"
+#include "peft/adamix/consistency.h"
 
 namespace mixpeft::train {
 namespace {
@@ -92,67 +92,6 @@ struct CrossEntropySum : torch::autograd::Function<CrossEntropySum> {
   }
 };
 
-// {sum of the cross-entropies of a's rows against labels, 0.5 (KL(p || q) +
-// KL(q || p)) / n} with p = softmax(a), q = softmax(b) per row, both KL
-// targets detached (src/peft/adamix/consistency.cc has the derivation).
-// a, b: [N, V] float32 contiguous; labels [N] int64, checked.
-struct CrossEntropyAndKl : torch::autograd::Function<CrossEntropyAndKl> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a,
-                                                const at::Tensor& b, const at::Tensor& labels, int64_t ignore_index,
-                                                int64_t n) {
-    const int64_t N = a.size(0), V = a.size(1);
-    at::Tensor p_minus_q = at::empty_like(a), lse = at::empty({N}, a.options());
-    std::vector<double> ce(static_cast<size_t>(N), 0.0), kl(static_cast<size_t>(N));
-    const int64_t* label = labels.data_ptr<int64_t>();
-    const float *pa = a.data_ptr<float>(), *pb = b.data_ptr<float>();
-    float *pd = p_minus_q.data_ptr<float>(), *plse = lse.data_ptr<float>();
-    for_each_row_block(N, [&](int64_t r, int64_t k) {
-      for (int64_t i = r; i < r + k; ++i) {
-        const auto row = static_cast<size_t>(i);
-        kl[row] = vocab::symmetric_kl(pa + i * V, pb + i * V, V, pd + i * V, plse + i);
-        if (label[i] != ignore_index) ce[row] = static_cast<double>(plse[i]) - pa[i * V + label[i]];
-      }
-    });
-    double ce_sum = 0, kl_sum = 0;
-    for (size_t i = 0; i < ce.size(); ++i) {
-      ce_sum += ce[i];
-      kl_sum += kl[i];
-    }
-    ctx->save_for_backward({a, lse, labels, p_minus_q});
-    ctx->saved_data["ignore_index"] = ignore_index;
-    ctx->saved_data["n"] = n;
-    return {at::scalar_tensor(ce_sum, a.options()),
-            at::scalar_tensor(kl_sum * 0.5 / static_cast<double>(n), a.options())};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad) {
-    auto saved = ctx->get_saved_variables();
-    const at::Tensor &a = saved[0], &lse = saved[1], &d = saved[3];
-    const int64_t* label = saved[2].data_ptr<int64_t>();
-    const int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
-    const auto scalar = [](const at::Tensor& g) { return g.defined() ? g.item<double>() : 0.0; };
-    const auto s_ce = static_cast<float>(scalar(grad[0]));
-    const auto s_kl = static_cast<float>(scalar(grad[1]) * 0.5 / static_cast<double>(ctx->saved_data["n"].toInt()));
-    const int64_t N = a.size(0), V = a.size(1);
-    at::Tensor ga = at::empty_like(a), gb = at::empty_like(a);
-    const float *pa = a.data_ptr<float>(), *pd = d.data_ptr<float>(), *plse = lse.data_ptr<float>();
-    float *pga = ga.data_ptr<float>(), *pgb = gb.data_ptr<float>();
-    for_each_row_block(N, [&](int64_t r, int64_t k) {
-      for (int64_t i = r; i < r + k; ++i) {
-        const int64_t o = i * V;
-        if (label[i] == ignore_index) {
-          vocab::scale_and_negate(pd + o, V, s_kl, pga + o, pgb + o);
-        } else {
-          vocab::softmax_plus_scaled(pa + o, pd + o, V, plse[i], s_ce, s_kl, pga + o, pgb + o);
-          pga[o + label[i]] -= s_ce;
-        }
-      }
-    });
-    return {ga, gb, at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
-
 }  // namespace
 
 at::Tensor cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
@@ -183,10 +122,9 @@ std::pair<at::Tensor, at::Tensor> causal_lm_loss_sum_and_consistency(const at::T
   const int64_t V = logits1.size(2);
   const at::Tensor l = checked_labels(shifted_labels(labels, ignore_index), V, ignore_index, who);
   // Float32 conversions (of bf16 logits) stay outside the function, in autograd's hands.
-  auto out = CrossEntropyAndKl::apply(logits1.to(at::kFloat).reshape({-1, V}).contiguous(),
-                                      logits2.to(at::kFloat).reshape({-1, V}).contiguous(), l, ignore_index,
-                                      logits1.size(0));
-  return {out[0], out[1]};
+  return peft::cpu_cross_entropy_and_consistency(logits1.to(at::kFloat).reshape({-1, V}).contiguous(),
+                                                 logits2.to(at::kFloat).reshape({-1, V}).contiguous(), l,
+                                                 ignore_index, logits1.size(0));
 }
 
 }  // namespace mixpeft::train
