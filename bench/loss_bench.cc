@@ -11,6 +11,8 @@
 //   build/bench/loss_bench --threads 1 --rows 1016
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -46,48 +48,35 @@ int run(const Options& o) {
   std::vector<double> ce_fwd, ce_bwd, kl_fwd, kl_bwd, apart_fwd, apart_bwd, fused_fwd, fused_bwd;
   // The consistency step's view: one sequence of `rows` positions.
   const at::Tensor seq_labels = labels.view({1, o.rows});
-  const auto time_both = [&](bool fused, std::vector<double>& fwd, std::vector<double>& bwd) {
-    at::Tensor x = a.view({1, o.rows, o.vocab}).detach().requires_grad_(true);
-    at::Tensor y = b.view({1, o.rows, o.vocab}).detach().requires_grad_(true);
+  const std::vector<int64_t> rows{o.rows, o.vocab}, seq{1, o.rows, o.vocab};
+  bool keep = false;  // past the warm-up
+  // Times loss_of(x, y) on fresh leaves of `shape` (forward), then its backward.
+  const auto time = [&](at::IntArrayRef shape, std::vector<double>& fwd, std::vector<double>& bwd,
+                        const std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>& loss_of) {
+    at::Tensor x = a.view(shape).detach().requires_grad_(true), y = b.view(shape).detach().requires_grad_(true);
     auto t0 = std::chrono::steady_clock::now();
-    at::Tensor loss;
-    if (fused) {
-      auto [ce, kl] = train::causal_lm_loss_sum_and_consistency(x, y, seq_labels, -100);
-      loss = ce + kl;
-    } else {
-      loss = train::causal_lm_loss_sum(x, seq_labels, -100) + peft::adamix_consistency_loss(x, y);
-    }
+    at::Tensor loss = loss_of(x, y);
     const double f = ms_since(t0);
     t0 = std::chrono::steady_clock::now();
     loss.backward();
-    fwd.push_back(f);
-    bwd.push_back(ms_since(t0));
+    const double g = ms_since(t0);
+    if (keep) fwd.push_back(f), bwd.push_back(g);
   };
   for (int i = 0; i < o.warmup + o.iters; ++i) {
-    const bool keep = i >= o.warmup;
-    {
-      at::Tensor x = a.detach().requires_grad_(true);
-      auto t0 = std::chrono::steady_clock::now();
-      at::Tensor loss = train::cross_entropy_sum(x, labels, -100);
-      const double f = ms_since(t0);
-      t0 = std::chrono::steady_clock::now();
-      loss.backward();
-      const double g = ms_since(t0);
-      if (keep) ce_fwd.push_back(f), ce_bwd.push_back(g);
-    }
-    {
-      at::Tensor x = a.detach().requires_grad_(true), y = b.detach().requires_grad_(true);
-      auto t0 = std::chrono::steady_clock::now();
-      at::Tensor loss = peft::adamix_consistency_loss(x, y);
-      const double f = ms_since(t0);
-      t0 = std::chrono::steady_clock::now();
-      loss.backward();
-      const double g = ms_since(t0);
-      if (keep) kl_fwd.push_back(f), kl_bwd.push_back(g);
-    }
-    std::vector<double> skip;
-    time_both(false, keep ? apart_fwd : skip, keep ? apart_bwd : skip);
-    time_both(true, keep ? fused_fwd : skip, keep ? fused_bwd : skip);
+    keep = i >= o.warmup;
+    time(rows, ce_fwd, ce_bwd, [&](const at::Tensor& x, const at::Tensor&) {
+      return train::cross_entropy_sum(x, labels, -100);
+    });
+    time(rows, kl_fwd, kl_bwd, [](const at::Tensor& x, const at::Tensor& y) {
+      return peft::adamix_consistency_loss(x, y);
+    });
+    time(seq, apart_fwd, apart_bwd, [&](const at::Tensor& x, const at::Tensor& y) {
+      return train::causal_lm_loss_sum(x, seq_labels, -100) + peft::adamix_consistency_loss(x, y);
+    });
+    time(seq, fused_fwd, fused_bwd, [&](const at::Tensor& x, const at::Tensor& y) {
+      auto [ce, kl] = train::causal_lm_loss_sum_and_consistency(x, y, seq_labels, -100);
+      return ce + kl;
+    });
   }
   nlohmann::json out{{"bench", "loss"},
                      {"rows", o.rows},

@@ -63,7 +63,6 @@ at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& ids) {
 
 // One model with its method and optimizer, and its steps.
 struct Trainee {
-  std::string method;
   bool consistency = false;
   std::shared_ptr<Model> base;
   std::shared_ptr<peft::PeftModel> peft;
@@ -79,7 +78,6 @@ constexpr double kLr = 1e-4;
 
 std::unique_ptr<Trainee> make_trainee(const Options& o, const std::string& method, bool consistency) {
   auto t = std::make_unique<Trainee>();
-  t->method = method;
   t->consistency = consistency;
   LoadOptions lo;
   lo.init_seed = o.w.seed;

@@ -407,7 +407,7 @@ class Run {
         at::Tensor loss;
         {
           Bf16Guard bf16(t_.bf16, device_);
-          const auto per_step = static_cast<double>(std::max<int64_t>(1, terms));
+          const auto n_terms = static_cast<double>(std::max<int64_t>(1, terms));
           at::Tensor logits = trainable_.model->forward(tb.inputs).logits;
           if (adamix_ && t_.consistency_weight > 0) {
             at::Tensor logits2 = trainable_.model->forward(tb.inputs).logits;
@@ -420,10 +420,10 @@ class Run {
               task_loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing);
               kl = peft::adamix_consistency_loss(logits, logits2);
             }
-            loss = task_loss / per_step +
+            loss = task_loss / n_terms +
                    t_.consistency_weight * (kl * static_cast<double>(tb.rows)) / static_cast<double>(rows);
           } else {
-            loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing) / per_step;
+            loss = loss_sum(dataset_.task, logits, tb, t_.label_smoothing) / n_terms;
           }
         }
         loss.backward();
